@@ -1,0 +1,47 @@
+"""Sessions: tests (CPU), lint (ruff + mypy), gpu-bench (the benchmark suite; CPU fallback without a GPU)."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_venv = "yes"  # installs still run but are no-ops on a warm venv
+
+# torch==2.13.0 is a local CPU wheel on our CPU machines and the CUDA build from PyPI on a GPU box.
+# Override for another build, e.g. RERANK_PERF_TORCH="torch --index-url https://download.pytorch.org/whl/cu128".
+TORCH = os.environ.get("RERANK_PERF_TORCH", "torch==2.13.0")
+
+
+def install(session: nox.Session, *extra: str) -> None:
+    session.install(*TORCH.split())
+    session.install("-e", ".", *extra)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The plugin's own tests, on the CPU with the tiny twin (and one full-size twin build)."""
+    install(session)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    install(session, "ruff", "mypy")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(name="gpu-bench")
+def gpu_bench(session: nox.Session) -> None:
+    """The batch_size x num_pairs matrix on the local GPU in FP16 (tiny twin on the CPU when there is none)."""
+    install(session)
+    os.makedirs("reports", exist_ok=True)
+    session.run(
+        "pytest",
+        "benchmarks",
+        "--benchmark-json=reports/benchmark.json",
+        *session.posargs,
+    )

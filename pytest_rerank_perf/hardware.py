@@ -1,0 +1,227 @@
+"""Hardware profile: what machine the numbers come from, and a stable id to file baselines under.
+
+GPU facts come from NVML (nvidia-ml-py) where it works, from torch otherwise. No GPU, no driver or no NVML
+never crashes: the profile falls back to the CPU and says why in ``notes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+_SOFTWARE = ("torch", "transformers", "sentence-transformers", "tokenizers", "pytest-benchmark", "nvidia-ml-py")
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_total_bytes: int
+    compute_capability: str
+    uuid: str | None = None
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None  # the CUDA version the driver supports (NVML)
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    throttle_reasons: tuple[str, ...] = ()
+    mig_mode: str | None = None  # "enabled" | "disabled" | None when unsupported
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    profile_id: str  # stable slug, e.g. "nvidia-h100-80gb-hbm3" or "cpu-amd-epyc-9554-2c"
+    kind: str  # "cuda" | "cpu"
+    cpu_model: str
+    cpu_cores: int
+    gpu: GpuInfo | None
+    software: dict[str, str]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.gpu is None:
+            return f"{self.profile_id}: CPU {self.cpu_model} ({self.cpu_cores} cores), no GPU"
+        g = self.gpu
+        parts = [
+            f"{self.profile_id}: {g.name}",
+            f"{g.memory_total_bytes / 2**30:.1f} GiB",
+            f"sm_{g.compute_capability}",
+        ]
+        if g.driver_version:
+            parts.append(f"driver {g.driver_version}")
+        if g.power_limit_w:
+            parts.append(f"{g.power_limit_w:.0f} W limit")
+        if g.mig_mode == "enabled":
+            parts.append("MIG enabled")
+        return ", ".join(parts)
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in _SOFTWARE:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    try:
+        import torch
+
+        versions["torch.cuda"] = torch.version.cuda or "none"
+    except ImportError:
+        pass
+    return versions
+
+
+def _cpu_profile_id(model: str, cores: int) -> str:
+    # Core count is part of the id: a 2-core runner and a 64-core box must never share a CPU baseline.
+    name = re.sub(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|@.*$", " ", model.lower())
+    name = re.sub(r"\b\d+-core\b", " ", name)
+    return f"cpu-{slugify(name)}-{cores}c"
+
+
+def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]:
+    """GpuInfo for CUDA device ``index`` from NVML, or (None, reason) when NVML cannot be used."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py is not installed: pip install nvidia-ml-py"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return None, f"NVML unavailable ({exc}); GPU facts come from torch only"
+    try:
+        # CUDA_VISIBLE_DEVICES renumbers devices for torch but not for NVML: match by UUID where possible.
+        handle = _nvml_handle_for(pynvml, index, getattr(torch_props, "uuid", None))
+
+        def opt(fn: Any, *args: Any) -> Any:
+            try:
+                return fn(*args)
+            except pynvml.NVMLError:
+                return None
+
+        def text(value: Any) -> str | None:
+            return value.decode() if isinstance(value, bytes) else value
+
+        power_mw = opt(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        mig = opt(pynvml.nvmlDeviceGetMigMode, handle)
+        cuda_v = opt(pynvml.nvmlSystemGetCudaDriverVersion)
+        reasons_mask = opt(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
+        major, minor = opt(pynvml.nvmlDeviceGetCudaComputeCapability, handle) or (
+            torch_props.major,
+            torch_props.minor,
+        )
+        return (
+            GpuInfo(
+                index=index,
+                name=text(pynvml.nvmlDeviceGetName(handle)) or torch_props.name,
+                memory_total_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                compute_capability=f"{major}.{minor}",
+                uuid=text(opt(pynvml.nvmlDeviceGetUUID, handle)),
+                driver_version=text(opt(pynvml.nvmlSystemGetDriverVersion)),
+                cuda_driver_version=f"{cuda_v // 1000}.{cuda_v % 1000 // 10}" if cuda_v else None,
+                power_limit_w=power_mw / 1000 if power_mw else None,
+                sm_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
+                mem_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_MEM),
+                max_sm_clock_mhz=opt(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_SM),
+                throttle_reasons=_throttle_names(pynvml, reasons_mask),
+                mig_mode=None if mig is None else ("enabled" if mig[0] else "disabled"),
+            ),
+            None,
+        )
+    except pynvml.NVMLError as exc:
+        return None, f"NVML query failed ({exc}); GPU facts come from torch only"
+    finally:
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()
+
+
+def _nvml_handle_for(pynvml: Any, index: int, torch_uuid: Any) -> Any:
+    if torch_uuid is not None:
+        wanted = str(torch_uuid).removeprefix("GPU-")
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+            if uuid.removeprefix("GPU-").removeprefix("MIG-") == wanted:
+                return handle
+    return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def _throttle_names(pynvml: Any, mask: int | None) -> tuple[str, ...]:
+    if not mask:
+        return ()
+    names = []
+    for attr in dir(pynvml):
+        prefix = "nvmlClocksThrottleReason"
+        if attr.startswith(prefix) and attr not in ("nvmlClocksThrottleReasonAll", "nvmlClocksThrottleReasonNone"):
+            bit = getattr(pynvml, attr)
+            if isinstance(bit, int) and bit and mask & bit == bit:
+                names.append(attr.removeprefix(prefix))
+    return tuple(sorted(set(names)))
+
+
+def detect(device: str = "auto") -> HardwareProfile:
+    """Profile of the machine for ``device`` ("auto", "cpu", "cuda" or "cuda:N"). Never raises for a missing GPU."""
+    notes: list[str] = []
+    cpu, cores = cpu_model(), usable_cores()
+    gpu: GpuInfo | None = None
+    if device != "cpu":
+        try:
+            import torch
+
+            cuda_ok = torch.cuda.is_available()
+        except ImportError:
+            cuda_ok = False
+        if not cuda_ok:
+            notes.append("no CUDA device visible to torch")
+        else:
+            index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else torch.cuda.current_device()
+            props = torch.cuda.get_device_properties(index)
+            gpu, reason = _nvml_gpu(index, props)
+            if gpu is None:
+                notes.append(reason or "NVML unavailable")
+                gpu = GpuInfo(
+                    index=index,
+                    name=props.name,
+                    memory_total_bytes=int(props.total_memory),
+                    compute_capability=f"{props.major}.{props.minor}",
+                )
+    if gpu is None:
+        return HardwareProfile(_cpu_profile_id(cpu, cores), "cpu", cpu, cores, None, software_versions(), tuple(notes))
+    profile_id = slugify(gpu.name)
+    if not profile_id.startswith(("nvidia", "amd")):
+        profile_id = f"nvidia-{profile_id}"  # NVML names older cards "Tesla T4"; keep the vendor in the id
+    if gpu.mig_mode == "enabled":
+        profile_id += "-mig"  # a MIG slice is a different machine for performance purposes
+    return HardwareProfile(profile_id, "cuda", cpu, cores, gpu, software_versions(), tuple(notes))

@@ -1,0 +1,103 @@
+"""Command-line options and ini keys, validated into one typed object before anything loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .errors import UsageError, WorkloadError
+from .model import DEFAULT_MAX_LENGTH, DEVICE_CHOICES, DTYPE_ALIASES, MODEL_CHOICES, validate_max_length
+from .workload import LengthDist, parse_length_dist
+
+GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+GPU_NUM_PAIRS = (10, 50, 100, 200)
+# The CPU fallback (tiny twin) keeps the matrix small enough to finish in a few minutes on 2 cores.
+CPU_BATCH_SIZES = (1, 4, 16, 64)
+CPU_NUM_PAIRS = (10, 50, 200)
+DEFAULT_PAIR_TOKENS = "fixed:256"
+
+# (option, ini key, default, help)
+_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("--rerank-model", "rerank_model", "auto",
+     f"model to measure: {MODEL_CHOICES} (auto: twin on GPU, twin-tiny on CPU)"),
+    ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
+    ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
+    ("--rerank-max-length", "rerank_max_length", str(DEFAULT_MAX_LENGTH), "tokens per pair before truncation"),
+    ("--rerank-batch-sizes", "rerank_batch_sizes", "", "comma-separated batch sizes (default depends on device)"),
+    ("--rerank-num-pairs", "rerank_num_pairs", "", "comma-separated pairs per predict call (default by device)"),
+    ("--rerank-pair-tokens", "rerank_pair_tokens", DEFAULT_PAIR_TOKENS,
+     "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN"),
+    ("--rerank-seed", "rerank_seed", "0", "workload seed"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    model: str
+    device: str
+    dtype: str
+    max_length: int
+    batch_sizes: tuple[int, ...] | None  # None: the device's default matrix
+    num_pairs: tuple[int, ...] | None
+    pair_tokens: LengthDist
+    seed: int
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rerank-perf", "cross-encoder reranker performance (pytest-rerank-perf)")
+    for flag, ini, default, help_text in _OPTIONS:
+        group.addoption(flag, dest=ini, default=None, help=f"{help_text} [ini: {ini}; default: {default or 'auto'}]")
+        parser.addini(ini, help=help_text, default=default)
+
+
+def _raw(config: pytest.Config, ini: str) -> str:
+    value = config.getoption(ini)
+    return str(value if value is not None else config.getini(ini)).strip()
+
+
+def parse_int(name: str, text: str, minimum: int = 1) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name} {text!r}: expected an integer") from None
+    if value < minimum:
+        raise UsageError(f"{name} {value}: must be at least {minimum}")
+    return value
+
+
+def parse_int_list(name: str, text: str) -> tuple[int, ...] | None:
+    """``"1,2,4"`` -> (1, 2, 4); empty -> None (use the default). Duplicates are dropped, order kept sorted."""
+    if not text:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if any(not item for item in items):
+        raise UsageError(f"{name} {text!r}: empty entry; give comma-separated positive integers like 1,8,32")
+    return tuple(sorted({parse_int(name, item) for item in items}))
+
+
+def parse_options(config: pytest.Config) -> RerankOptions:
+    """All option values, validated; raises UsageError naming the option and the fix."""
+    raw: dict[str, Any] = {ini: _raw(config, ini) for _, ini, _, _ in _OPTIONS}
+    dtype = raw["rerank_dtype"].lower()
+    if dtype != "auto" and dtype not in DTYPE_ALIASES:
+        raise UsageError(f"--rerank-dtype {dtype!r} is not a precision; use auto, fp32, fp16 or bf16.")
+    device = raw["rerank_device"].lower()
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"--rerank-device {device!r} is not a device; use {DEVICE_CHOICES}.")
+    max_length = validate_max_length(parse_int("--rerank-max-length", raw["rerank_max_length"]))
+    try:
+        pair_tokens = parse_length_dist(raw["rerank_pair_tokens"])
+    except WorkloadError as exc:
+        raise UsageError(f"--rerank-pair-tokens: {exc}") from None
+    return RerankOptions(
+        model=raw["rerank_model"] or "auto",
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        batch_sizes=parse_int_list("--rerank-batch-sizes", raw["rerank_batch_sizes"]),
+        num_pairs=parse_int_list("--rerank-num-pairs", raw["rerank_num_pairs"]),
+        pair_tokens=pair_tokens,
+        seed=parse_int("--rerank-seed", raw["rerank_seed"], minimum=0),
+    )

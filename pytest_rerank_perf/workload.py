@@ -1,0 +1,357 @@
+"""Workloads defined in tokens: seeded query-document pairs that hit requested token lengths exactly.
+
+Speed and memory depend on token counts, not on text, so a workload is specified as a distribution of *encoded
+pair* lengths (``<s> q </s></s> d </s>``: special tokens included) and rendered into text under the active
+tokenizer. The target lengths depend only on the seed, so the real model and its twin see the same token counts
+even though their tokenizers split words differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import WorkloadError
+from .lexicon import SCRIPTS
+
+Pair = tuple[str, str]
+_MAX_FIXUPS = 256
+
+
+class LengthDist(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def low(self) -> int: ...
+
+    def sample(self, rng: random.Random, n: int) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Fixed:
+    tokens: int
+
+    def __post_init__(self) -> None:
+        _check_positive("fixed length", self.tokens)
+
+    @property
+    def id(self) -> str:
+        return f"fixed{self.tokens}"
+
+    @property
+    def low(self) -> int:
+        return self.tokens
+
+    def sample(self, rng: random.Random, n: int) -> list[int]:
+        return [self.tokens] * n
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        _check_positive("uniform low", self.low)
+        if self.high < self.low:
+            raise WorkloadError(f"uniform:{self.low}-{self.high}: the upper bound is below the lower bound")
+
+    @property
+    def id(self) -> str:
+        return f"uniform{self.low}-{self.high}"
+
+    def sample(self, rng: random.Random, n: int) -> list[int]:
+        return [rng.randint(self.low, self.high) for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class LongTail:
+    """Log-normal passage lengths clipped to [low, high]: most passages short, a long tail of long ones.
+
+    The default (median 160, sigma 0.6) puts p10 at ~75 and p90 at ~345 tokens, the shape of chunked web and
+    document passages in RAG pipelines.
+    """
+
+    median: int = 160
+    sigma: float = 0.6
+    low: int = 32
+    high: int = 1024
+
+    def __post_init__(self) -> None:
+        _check_positive("longtail median", self.median)
+        _check_positive("longtail low", self.low)
+        if not self.low <= self.median <= self.high:
+            raise WorkloadError(f"longtail: need low <= median <= high, got {self.low}, {self.median}, {self.high}")
+        if not 0 < self.sigma < 3:
+            raise WorkloadError(f"longtail sigma {self.sigma}: use a value between 0 and 3")
+
+    @property
+    def id(self) -> str:
+        return f"longtail{self.median}s{self.sigma:g}r{self.low}-{self.high}"
+
+    def sample(self, rng: random.Random, n: int) -> list[int]:
+        mu = math.log(self.median)
+        return [min(self.high, max(self.low, round(rng.lognormvariate(mu, self.sigma)))) for _ in range(n)]
+
+
+def _check_positive(what: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WorkloadError(f"{what} must be a positive integer number of tokens, got {value!r}")
+
+
+def parse_length_dist(text: str) -> LengthDist:
+    """``128``, ``fixed:128``, ``uniform:64-256``, ``longtail`` or ``longtail:MEDIAN``."""
+    kind, _, arg = text.strip().lower().partition(":")
+    try:
+        if kind.isdigit():
+            return Fixed(int(kind))
+        if kind == "fixed":
+            return Fixed(int(arg))
+        if kind == "uniform":
+            low, _, high = arg.partition("-")
+            return Uniform(int(low), int(high))
+        if kind == "longtail":
+            return LongTail(int(arg)) if arg else LongTail()
+    except ValueError:
+        pass
+    raise WorkloadError(
+        f"length distribution {text!r} not understood; use N, fixed:N, uniform:LOW-HIGH, longtail or longtail:MEDIAN"
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A seeded recipe. ``pair_tokens`` counts the whole encoded pair, special tokens included."""
+
+    pair_tokens: LengthDist
+    query_tokens: LengthDist = field(default_factory=lambda: Uniform(8, 24))
+    scripts: tuple[str, ...] = ("latin", "cjk")
+    docs_per_query: int | None = None  # None: one query reranks all documents, as in one RAG request
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.scripts if s not in SCRIPTS]
+        if not self.scripts or unknown:
+            raise WorkloadError(f"scripts {list(self.scripts)}: choose from {sorted(SCRIPTS)}")
+        if self.docs_per_query is not None:
+            _check_positive("docs_per_query", self.docs_per_query)
+
+    @property
+    def id(self) -> str:
+        dpq = "all" if self.docs_per_query is None else str(self.docs_per_query)
+        return f"{self.pair_tokens.id}-q{self.query_tokens.id}-{'+'.join(self.scripts)}-d{dpq}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """What a batching of the workload costs: real tokens are the model's input, padded tokens its work."""
+
+    num_pairs: int
+    batch_size: int
+    batches: int
+    real_tokens: int
+    padded_tokens: int
+    max_batch_tokens: int  # padded tokens of the largest batch: what peak activation memory scales with
+
+    @property
+    def padding_fraction(self) -> float:
+        return 0.0 if self.padded_tokens == 0 else 1.0 - self.real_tokens / self.padded_tokens
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    pairs: tuple[Pair, ...]
+    token_lengths: tuple[int, ...]  # encoded pair lengths under the tokenizer it was built with, untruncated
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def truncated_lengths(self, max_length: int | None) -> list[int]:
+        return [min(n, max_length) if max_length else n for n in self.token_lengths]
+
+    def real_tokens(self, max_length: int | None = None) -> int:
+        return sum(self.truncated_lengths(max_length))
+
+    def batch_stats(self, batch_size: int, max_length: int | None = None) -> TokenStats:
+        """Tokens of ``CrossEncoder.predict(pairs, batch_size)``: same order, same padding to the longest."""
+        lengths = self.truncated_lengths(max_length)
+        order = crossencoder_order(self.pairs)
+        padded = biggest = batches = 0
+        for start in range(0, len(order), batch_size):
+            batch = [lengths[i] for i in order[start : start + batch_size]]
+            cost = len(batch) * max(batch)
+            padded += cost
+            biggest = max(biggest, cost)
+            batches += 1
+        return TokenStats(len(self.pairs), batch_size, batches, sum(lengths), padded, biggest)
+
+    def head(self, n: int) -> Workload:
+        return Workload(f"{self.id}-n{n}", self.pairs[:n], self.token_lengths[:n])
+
+
+def crossencoder_order(pairs: Sequence[Pair]) -> list[int]:
+    """The order in which ``CrossEncoder.predict`` batches pairs: longest *character* length first.
+
+    Mirrors sentence-transformers' ``np.argsort([-len(q) - len(d)])`` call exactly, ties included.
+    """
+    return [int(i) for i in np.argsort([-(len(q) + len(d)) for q, d in pairs])]
+
+
+def encoded_lengths(tokenizer: Any, pairs: Sequence[Pair]) -> list[int]:
+    """Untruncated encoded pair lengths, computed the way predict encodes (batched: an empty document still gets
+    the pair template, which the single-pair call would drop)."""
+    if not pairs:
+        return []
+    enc = tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation=False, verbose=False)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+class _TextMaker:
+    """Renders token counts into text under one tokenizer: greedy word choice, then exact fix-up by measuring."""
+
+    def __init__(self, tokenizer: Any, rng: random.Random) -> None:
+        self.tokenizer = tokenizer
+        self.rng = rng
+        self.specials = int(tokenizer.num_special_tokens_to_add(pair=True))
+        self._cost: dict[str, int] = {}
+        self._fillers: dict[str, list[str]] = {}
+
+    def cost(self, word: str) -> int:
+        if word not in self._cost:
+            self._cost[word] = len(self.tokenizer(word, add_special_tokens=False)["input_ids"])
+        return self._cost[word]
+
+    def fillers(self, script: str) -> list[str]:
+        """Words of exactly one token: the unit steps that make exact lengths reachable."""
+        if script not in self._fillers:
+            ones = [w for w in SCRIPTS[script] if self.cost(w) == 1]
+            ones = ones or [c for c in "aeiostnrxyz" if self.cost(c) == 1]
+            if not ones:
+                raise WorkloadError(
+                    "the tokenizer maps no built-in word to a single token, so exact token lengths are unreachable"
+                )
+            self._fillers[script] = ones
+        return self._fillers[script]
+
+    def words(self, n_tokens: int, script: str) -> list[str]:
+        pool = SCRIPTS[script]
+        out: list[str] = []
+        remaining = n_tokens
+        while remaining > 0:
+            word = self.rng.choice(pool)
+            if self.cost(word) > remaining:
+                word = self.rng.choice(self.fillers(script))
+            out.append(word)
+            remaining -= self.cost(word)
+        return out
+
+    def fit(self, words: list[str], target: int, measure: Any, script: str) -> list[str]:
+        """Append one-token words or drop trailing words until ``measure(words) == target``."""
+        for _ in range(_MAX_FIXUPS):
+            got = measure(words)
+            if got == target:
+                return words
+            if got < target:
+                words = [*words, self.rng.choice(self.fillers(script))]
+            elif len(words) > 1:
+                words = words[:-1]
+            else:
+                break
+        raise WorkloadError(f"could not render exactly {target} tokens with this tokenizer (got {measure(words)})")
+
+    def query(self, n_tokens: int, script: str) -> str:
+        def measure(ws: list[str]) -> int:
+            return len(self.tokenizer(" ".join(ws), add_special_tokens=False)["input_ids"])
+
+        return " ".join(self.fit(self.words(n_tokens, script), n_tokens, measure, script))
+
+    def document(self, query: str, pair_tokens: int, script: str) -> str:
+        q_tokens = len(self.tokenizer(query, add_special_tokens=False)["input_ids"])
+
+        def measure(ws: list[str]) -> int:
+            return encoded_lengths(self.tokenizer, [(query, " ".join(ws))])[0]
+
+        words = self.words(pair_tokens - q_tokens - self.specials, script)
+        return " ".join(self.fit(words, pair_tokens, measure, script))
+
+
+def build_workload(spec: WorkloadSpec, tokenizer: Any, num_pairs: int) -> Workload:
+    """``num_pairs`` pairs whose encoded lengths equal the lengths drawn from ``spec.pair_tokens``, exactly."""
+    _check_positive("num_pairs", num_pairs)
+    # Separate streams: target lengths depend only on the seed, never on how a tokenizer splits words.
+    length_rng = random.Random(spec.seed)
+    text_rng = random.Random(spec.seed + 1_000_003)
+    maker = _TextMaker(tokenizer, text_rng)
+    targets = spec.pair_tokens.sample(length_rng, num_pairs)
+    shortest = maker.specials + 2  # one query token and one document token at least
+    if min(targets) < shortest:
+        raise WorkloadError(
+            f"pair length {min(targets)} is too short: a pair needs {maker.specials} special tokens plus at least "
+            f"one query and one document token ({shortest} in all)"
+        )
+    group = spec.docs_per_query or num_pairs
+    pairs: list[Pair] = []
+    for g, start in enumerate(range(0, num_pairs, group)):
+        chunk = targets[start : start + group]
+        q_script = spec.scripts[g % len(spec.scripts)]
+        # The query must leave room for a one-token document in the shortest pair of its group.
+        q_len = min(spec.query_tokens.sample(length_rng, 1)[0], min(chunk) - maker.specials - 1)
+        query = maker.query(q_len, q_script)
+        for target in chunk:
+            pairs.append((query, maker.document(query, target, text_rng.choice(spec.scripts))))
+    lengths = encoded_lengths(tokenizer, pairs)
+    if lengths != targets:  # cannot happen unless the tokenizer is context-dependent across pairs
+        raise WorkloadError("rendered pairs do not hit their target lengths; the tokenizer is not deterministic")
+    return Workload(f"{spec.id}-n{num_pairs}", tuple(pairs), tuple(lengths))
+
+
+def workload_from_pairs(pairs: Iterable[Pair], tokenizer: Any, name: str) -> Workload:
+    items = tuple((str(q), str(d)) for q, d in pairs)
+    if not items:
+        raise WorkloadError(f"workload {name!r} has no pairs")
+    digest = hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()[:10]
+    return Workload(f"{name}-{digest}-n{len(items)}", items, tuple(encoded_lengths(tokenizer, items)))
+
+
+_JSONL_SHAPE = 'each line must be a JSON object like {"query": "...", "document": "..."}'
+
+
+def load_jsonl_pairs(path: str | Path) -> list[Pair]:
+    """Read user pairs from JSONL. Blank lines are skipped; anything else malformed is an error naming the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: no such file; pass a JSONL file where {_JSONL_SHAPE}") from None
+    except UnicodeDecodeError as exc:
+        raise WorkloadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    pairs: list[Pair] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise WorkloadError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); {_JSONL_SHAPE}") from None
+        if not isinstance(obj, dict):
+            raise WorkloadError(f"{where}: expected a JSON object, got {type(obj).__name__}; {_JSONL_SHAPE}")
+        for key in ("query", "document"):
+            if key not in obj:
+                raise WorkloadError(f"{where}: missing key {key!r}; {_JSONL_SHAPE}")
+            if not isinstance(obj[key], str):
+                raise WorkloadError(f"{where}: {key!r} must be a string, got {type(obj[key]).__name__}")
+        pairs.append((obj["query"], obj["document"]))
+    if not pairs:
+        raise WorkloadError(f"{path}: contains no pairs; {_JSONL_SHAPE}")
+    return pairs
