@@ -30,6 +30,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--rerank-pair-tokens", "rerank_pair_tokens", DEFAULT_PAIR_TOKENS,
      "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN"),
     ("--rerank-seed", "rerank_seed", "0", "workload seed"),
+    ("--rerank-rounds", "rerank_rounds", "auto",
+     "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 5 and 0.25 s on CPU) or a number"),
 )  # fmt: skip
 
 
@@ -43,6 +45,15 @@ class RerankOptions:
     num_pairs: tuple[int, ...] | None
     pair_tokens: LengthDist
     seed: int
+    rounds: int | None  # None: calibrated per cell
+
+    def matrix(self, device: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(num_pairs, batch_sizes) to sweep: the options, else the device's default."""
+        gpu = device.startswith("cuda")
+        return (
+            self.num_pairs or (GPU_NUM_PAIRS if gpu else CPU_NUM_PAIRS),
+            self.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES),
+        )
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -100,4 +111,5 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         num_pairs=parse_int_list("--rerank-num-pairs", raw["rerank_num_pairs"]),
         pair_tokens=pair_tokens,
         seed=parse_int("--rerank-seed", raw["rerank_seed"], minimum=0),
+        rounds=None if raw["rerank_rounds"] == "auto" else parse_int("--rerank-rounds", raw["rerank_rounds"]),
     )

@@ -8,13 +8,18 @@ or loads a model until a test asks for a fixture that needs it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from .errors import RerankPerfError, UsageError
 from .hardware import HardwareProfile, detect
+from .measure import Cell, CellResult, CellRunner, RoundsPolicy
 from .model import LoadedModel, load_model, resolve_device, resolve_dtype, resolve_model_spec
 from .options import RerankOptions, add_options, parse_options
+from .report import best_batch_sizes, format_matrix
+from .workload import Workload, WorkloadSpec, build_workload
 
 OPTIONS_KEY = pytest.StashKey[RerankOptions]()
 
@@ -82,3 +87,133 @@ def rerank_model(rerank_options: RerankOptions) -> Iterator[LoadedModel]:
         pytest.fail(str(exc), pytrace=False)
     yield loaded
     del loaded
+
+
+# --- the benchmark matrix -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RerankSession:
+    """Everything a run measured, for the terminal summary and the JSON output."""
+
+    results: list[CellResult] = field(default_factory=list)
+    workloads: dict[tuple[str, int], Workload] = field(default_factory=dict)
+    overhead: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
+
+
+SESSION_KEY = pytest.StashKey[RerankSession]()
+
+
+def _session(config: pytest.Config) -> RerankSession:
+    if SESSION_KEY not in config.stash:
+        config.stash[SESSION_KEY] = RerankSession()
+    return config.stash[SESSION_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``rerank_cell`` over num_pairs x batch_size, num_pairs-major so OOM boundaries are found in order."""
+    if "rerank_cell" not in metafunc.fixturenames:
+        return
+    opts = get_options(metafunc.config)
+    try:
+        device = resolve_device(opts.device)
+    except RerankPerfError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    num_pairs, batch_sizes = opts.matrix(device)
+    cells = [Cell(n, b) for n in num_pairs for b in batch_sizes]
+    metafunc.parametrize("rerank_cell", cells, ids=[c.id for c in cells])
+
+
+@pytest.fixture(scope="session")
+def rerank_session(pytestconfig: pytest.Config) -> RerankSession:
+    return _session(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def rerank_runner(
+    rerank_model: LoadedModel, rerank_hardware: HardwareProfile, rerank_options: RerankOptions,
+    rerank_session: RerankSession,
+) -> CellRunner:  # fmt: skip
+    runner = CellRunner(
+        rerank_model, rerank_hardware, RoundsPolicy.for_device(rerank_model.device, rerank_options.rounds)
+    )
+    rerank_session.identity = runner.identity
+    return runner
+
+
+@pytest.fixture
+def rerank_workload(
+    rerank_cell: Cell, rerank_model: LoadedModel, rerank_options: RerankOptions, rerank_session: RerankSession
+) -> Workload:
+    """The seeded token-length workload for this cell, built once per (spec, num_pairs) and session."""
+    spec = WorkloadSpec(rerank_options.pair_tokens, seed=rerank_options.seed)
+    key = (spec.id, rerank_cell.num_pairs)
+    if key not in rerank_session.workloads:
+        try:
+            rerank_session.workloads[key] = build_workload(spec, rerank_model.tokenizer, rerank_cell.num_pairs)
+        except RerankPerfError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return rerank_session.workloads[key]
+
+
+@pytest.fixture
+def rerank_bench(benchmark: Any, rerank_runner: CellRunner, rerank_session: RerankSession) -> Any:
+    """``rerank_bench(workload, batch_size) -> CellResult``: one matrix cell through pytest-benchmark.
+
+    An out-of-memory cell is recorded and reported as skipped with the reason (never a pass), and so are larger
+    batch sizes of the same workload after it.
+    """
+
+    def run(workload: Workload, batch_size: int) -> CellResult:
+        benchmark.group = f"rerank n={len(workload)} {workload.id}"
+        result = rerank_runner.run(benchmark, workload, batch_size)
+        rerank_session.results.append(result)
+        benchmark.extra_info.update(result.extra_info())
+        if result.status != "ok":
+            pytest.skip(f"{result.status.upper()}: {result.reason}")
+        return result
+
+    return run
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    try:
+        machine_info["rerank_hardware"] = detect(resolve_device(get_options(config).device)).to_dict()
+    except RerankPerfError as exc:
+        machine_info["rerank_hardware"] = {"error": str(exc)}
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    session = _session(config)
+    output_json["rerank"] = {
+        "model": session.identity,
+        "cells": [r.extra_info() for r in session.results],
+        "best_batch_size": {str(n): b for n, b in best_batch_sizes(session.results).items()},
+        "harness_overhead": session.overhead,
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = _session(config)
+    if not session.results and session.overhead is None:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "rerank-perf summary")
+    for line in describe_run(config):
+        tr.write_line(line)
+    if session.identity:
+        tr.write_line(
+            f"rerank-perf: model id {session.identity['key']} ({session.identity['parameters']:,} parameters)"
+        )
+    tr.write_line("")
+    for line in format_matrix(session.results):
+        tr.write_line(line)
+    if session.overhead:
+        o = session.overhead
+        tr.write_line(
+            f"harness overhead vs a bare CrossEncoder.predict loop: {o['overhead'] * 100:+.2f}% "
+            f"(median of {o['pairs']} interleaved call pairs, "
+            f"IQR {o['iqr'][0] * 100:+.2f}%..{o['iqr'][1] * 100:+.2f}%, "
+            f"n={o['num_pairs']} bs={o['batch_size']})"
+        )

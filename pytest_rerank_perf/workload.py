@@ -182,18 +182,23 @@ class Workload:
     def real_tokens(self, max_length: int | None = None) -> int:
         return sum(self.truncated_lengths(max_length))
 
-    def batch_stats(self, batch_size: int, max_length: int | None = None) -> TokenStats:
-        """Tokens of ``CrossEncoder.predict(pairs, batch_size)``: same order, same padding to the longest."""
+    def batch_shapes(self, batch_size: int, max_length: int | None = None) -> list[tuple[int, int]]:
+        """(pairs, padded length) of each batch ``CrossEncoder.predict(pairs, batch_size)`` runs, in its order."""
         lengths = self.truncated_lengths(max_length)
         order = crossencoder_order(self.pairs)
-        padded = biggest = batches = 0
+        shapes = []
         for start in range(0, len(order), batch_size):
             batch = [lengths[i] for i in order[start : start + batch_size]]
-            cost = len(batch) * max(batch)
-            padded += cost
-            biggest = max(biggest, cost)
-            batches += 1
-        return TokenStats(len(self.pairs), batch_size, batches, sum(lengths), padded, biggest)
+            shapes.append((len(batch), max(batch)))
+        return shapes
+
+    def batch_stats(self, batch_size: int, max_length: int | None = None) -> TokenStats:
+        """Tokens of ``CrossEncoder.predict(pairs, batch_size)``: same order, same padding to the longest."""
+        shapes = self.batch_shapes(batch_size, max_length)
+        costs = [b * n for b, n in shapes]
+        return TokenStats(
+            len(self.pairs), batch_size, len(shapes), self.real_tokens(max_length), sum(costs), max(costs, default=0)
+        )
 
     def head(self, n: int) -> Workload:
         return Workload(f"{self.id}-n{n}", self.pairs[:n], self.token_lengths[:n])

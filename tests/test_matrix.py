@@ -1,0 +1,244 @@
+"""The benchmark core on the CPU: matrix parametrisation, what a cell records, OOM handling, the summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pytest_rerank_perf.flops import flops_per_batch, peak_flops
+from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.measure import Cell, CellResult, CellRunner, RoundsPolicy
+from pytest_rerank_perf.model import LoadedModel
+from pytest_rerank_perf.report import best_batch_sizes, format_matrix
+from pytest_rerank_perf.timing import Percentiles
+from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG
+from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+
+FAST = RoundsPolicy(warmup_rounds=1, min_rounds=2, min_time_s=0.0)
+
+
+class FakeBenchmark:
+    """pytest-benchmark's pedantic contract: warm-up rounds, then ``rounds`` timed calls."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def pedantic(self, target: Any, rounds: int, warmup_rounds: int, iterations: int) -> None:
+        for _ in range(warmup_rounds + rounds * iterations):
+            target()
+        self.rounds = rounds
+
+
+class OomAbove:
+    """A CrossEncoder stand-in that runs out of CUDA memory above ``limit`` pairs per batch."""
+
+    def __init__(self, ce: Any, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError) -> None:
+        self.ce, self.limit, self.error = ce, limit, error
+        self.model = ce.model
+        self.calls: list[int] = []
+
+    def __getitem__(self, i: int) -> Any:
+        return self.ce[i]
+
+    def predict(self, pairs: list, batch_size: int, **kwargs: Any) -> Any:
+        self.calls.append(batch_size)
+        if batch_size > self.limit:
+            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.ce.predict(pairs, batch_size=batch_size, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_model: LoadedModel) -> CellRunner:
+    return CellRunner(tiny_model, detect("cpu"), FAST)
+
+
+def test_cell_records_throughput_latency_and_null_vram_on_cpu(runner: CellRunner, tiny_tokenizer: Any) -> None:
+    work = build_workload(WorkloadSpec(Fixed(64)), tiny_tokenizer, 12)
+    bench = FakeBenchmark()
+    result = runner.run(bench, work, 4)
+    assert result.status == "ok"
+    assert result.rounds == bench.rounds == 2
+    assert result.latency_call is not None
+    assert result.latency_call.count == 2
+    assert result.latency_batch is not None
+    assert result.latency_batch.count == 2 * 3  # rounds x batches; warm-up excluded
+    assert result.pairs_per_s == pytest.approx(12 / result.latency_call.median)
+    assert result.tokens_per_s == pytest.approx(12 * 64 / result.latency_call.median)
+    info = result.extra_info()
+    for key in ("peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu"):
+        assert info[key] is None, key  # not measured on the CPU: null, never zero
+    assert info["model_source"] == "twin"
+    assert info["profile_id"].startswith("cpu-")
+    assert info["dtype"] == "fp32"
+
+
+def test_larger_workload_reports_proportionally_more_tokens(runner: CellRunner, tiny_tokenizer: Any) -> None:
+    small = runner.run(FakeBenchmark(), build_workload(WorkloadSpec(Fixed(80)), tiny_tokenizer, 10), 8)
+    large = runner.run(FakeBenchmark(), build_workload(WorkloadSpec(Fixed(80)), tiny_tokenizer, 40), 8)
+    assert large.real_tokens == 4 * small.real_tokens == 3200
+    assert large.padded_tokens == 4 * small.padded_tokens
+
+
+def test_oom_is_recorded_and_larger_batches_are_skipped(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
+    stand_in = OomAbove(tiny_model.cross_encoder, limit=8)
+    model = LoadedModel(stand_in, tiny_model.identity, "cpu")  # type: ignore[arg-type]
+    run = CellRunner(model, detect("cpu"), FAST)
+    work = build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 40)
+    statuses = {bs: run.run(FakeBenchmark(), work, bs) for bs in (1, 8, 16, 32, 64)}
+    assert {bs: r.status for bs, r in statuses.items()} == {1: "ok", 8: "ok", 16: "oom", 32: "skipped", 64: "skipped"}
+    assert "CUDA out of memory" in statuses[16].reason
+    assert statuses[32].reason == "batch_size 16 ran out of memory"
+    assert 32 not in stand_in.calls  # skipped cells never touch the model
+    # Another input size keeps its own boundary.
+    other = build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 10)
+    assert run.run(FakeBenchmark(), other, 16).status == "oom"
+    assert run.run(FakeBenchmark(), other, 4).status == "ok"
+
+
+def test_other_runtime_errors_are_not_swallowed(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
+    stand_in = OomAbove(tiny_model.cross_encoder, limit=1, error=RuntimeError)
+    run = CellRunner(LoadedModel(stand_in, tiny_model.identity, "cpu"), detect("cpu"), FAST)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run.run(FakeBenchmark(), build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 4), 2)
+
+
+def test_rounds_policy() -> None:
+    gpu = RoundsPolicy.for_device("cuda:0")
+    assert gpu.rounds_for(0.5) == 10  # at least min_rounds
+    assert gpu.rounds_for(0.001) == 200  # capped
+    assert gpu.rounds_for(0.02) == 50  # 1 s of measured time
+    assert RoundsPolicy.for_device("cpu", fixed_rounds=7).rounds_for(0.001) == 7
+
+
+def test_flops_follow_the_issue_formula() -> None:
+    cfg = type("C", (), {k: BGE_RERANKER_V2_M3_CONFIG[k] for k in ("hidden_size", "intermediate_size",
+                                                                  "num_hidden_layers")})  # fmt: skip
+    d = 1024
+    for n in (16, 256, 1024):
+        assert flops_per_batch(cfg, 1, n) == n * (24 * d * d * 24 + 4 * n * d * 24)
+    assert flops_per_batch(cfg, 8, 256) == 8 * flops_per_batch(cfg, 1, 256)
+    assert flops_per_batch(cfg, 1, 1) == pytest.approx(0.604e9, rel=1e-3)
+
+
+def test_peak_flops_lookup() -> None:
+    assert peak_flops("NVIDIA H100 80GB HBM3", "fp16") == pytest.approx(989.4e12)
+    assert peak_flops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.5e12)
+    assert peak_flops("NVIDIA A100-SXM4-80GB", "fp32") == pytest.approx(19.5e12)
+    assert peak_flops("Mystery Accelerator", "fp16") is None
+    assert peak_flops(None, "fp16") is None
+
+
+def _result(n: int, bs: int, pairs_per_s: float | None, status: str = "ok") -> CellResult:
+    lat = Percentiles(n / pairs_per_s, n / pairs_per_s, n / pairs_per_s, n / pairs_per_s, 5) if pairs_per_s else None
+    return CellResult(Cell(n, bs), f"w{n}", status, rounds=5, real_tokens=n * 100, padded_tokens=n * 100,  # type: ignore[arg-type]
+                      pairs_per_s=pairs_per_s, tokens_per_s=(pairs_per_s or 0) * 100, latency_call=lat)  # fmt: skip
+
+
+def test_summary_marks_the_best_batch_size() -> None:
+    results = [
+        _result(10, 1, 100.0), _result(10, 8, 300.0), _result(10, 16, 250.0),
+        _result(50, 1, 90.0), _result(50, 8, 400.0), _result(50, 16, 400.0), _result(50, 32, None, "oom"),
+    ]  # fmt: skip
+    assert best_batch_sizes(results) == {10: 8, 50: 8}  # a tie goes to the smaller batch
+    lines = format_matrix(results)
+    starred = [line.split()[0] for line in lines if line.split()[1:2] == ["*"]]
+    assert starred == ["8", "8"]
+    assert any(line.startswith("32") and "OOM" in line for line in lines)
+    assert best_batch_sizes([replace(results[0], status="oom")]) == {}
+
+
+MATRIX_TEST = """
+def test_cell(rerank_bench, rerank_cell, rerank_workload):
+    result = rerank_bench(rerank_workload, rerank_cell.batch_size)
+    assert result.pairs_per_s > 0
+"""
+
+
+def test_matrix_ids_and_order(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_cell(rerank_cell):\n    pass\n")
+    result = pytester.runpytest("--collect-only", "-q", "--rerank-batch-sizes", "8,1", "--rerank-num-pairs", "50,10")
+    ids = [line.split("[")[1].rstrip("]") for line in result.stdout.lines if line.startswith("test_")]
+    assert ids == ["n10-bs1", "n10-bs8", "n50-bs1", "n50-bs8"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU default matrix")
+def test_cpu_default_matrix(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_cell(rerank_cell):\n    pass\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*12 tests collected*"])  # CPU_NUM_PAIRS x CPU_BATCH_SIZES = 3 x 4
+
+
+def test_bad_rounds_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--rerank-rounds", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rerank-rounds 0: must be at least 1" in result.stderr.str()
+
+
+def test_benchmark_json_holds_every_key(pytester: pytest.Pytester, shared_cache_env: Path) -> None:
+    pytester.makepyfile(MATRIX_TEST)
+    out = pytester.path / "bench.json"
+    result = pytester.runpytest(
+        "--rerank-device", "cpu", "--rerank-batch-sizes", "2,8", "--rerank-num-pairs", "8,16", "--rerank-rounds", "2",
+        "--rerank-pair-tokens", "uniform:16-64", f"--benchmark-json={out}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*rerank-perf summary*", "*CPU FALLBACK*", "*num_pairs=8*", "*num_pairs=16*"])
+    data = json.loads(out.read_text())
+    assert data["machine_info"]["rerank_hardware"]["kind"] == "cpu"
+    assert len(data["benchmarks"]) == 4
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        for key in ("batch_size", "num_pairs", "pairs_per_s", "tokens_per_s", "padded_tokens", "latency_s",
+                    "peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu",
+                    "model_id", "model_source", "profile_id", "dtype"):  # fmt: skip
+            assert key in info, key
+        assert info["pairs_per_s"] > 0
+        assert info["tokens_per_s"] > 0
+        assert info["padded_tokens"] >= info["real_tokens"] > 0
+        assert info["peak_vram_allocated_bytes"] is None
+        assert set(info["latency_s"]["call"]) >= {"median", "p90", "p99"}
+        assert set(info["latency_s"]["batch"]) >= {"median", "p90", "p99"}
+    by_cell = {
+        (b["extra_info"]["num_pairs"], b["extra_info"]["batch_size"]): b["extra_info"] for b in data["benchmarks"]
+    }
+    assert by_cell[(16, 2)]["real_tokens"] > by_cell[(8, 2)]["real_tokens"]
+    assert data["rerank"]["model"]["source"] == "twin"
+    assert set(data["rerank"]["best_batch_size"]) == {"8", "16"}
+
+
+def test_oom_cells_are_reported_not_passed(pytester: pytest.Pytester, shared_cache_env: Path) -> None:
+    pytester.makeconftest(
+        """
+        import pytest, torch
+        from pytest_rerank_perf.model import LoadedModel, load_model
+
+        class OomAbove8:
+            def __init__(self, ce):
+                self.ce, self.model, self.tokenizer = ce, ce.model, ce.tokenizer
+            def __getitem__(self, i):
+                return self.ce[i]
+            def predict(self, pairs, batch_size, **kw):
+                if batch_size > 8:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+                return self.ce.predict(pairs, batch_size=batch_size, **kw)
+
+        @pytest.fixture(scope="session")
+        def rerank_model():
+            real = load_model("twin-tiny", device="cpu")
+            return LoadedModel(OomAbove8(real.cross_encoder), real.identity, "cpu")
+        """
+    )
+    pytester.makepyfile(MATRIX_TEST)
+    result = pytester.runpytest(
+        "-rs", "--rerank-device", "cpu", "--rerank-batch-sizes", "4,8,16,32", "--rerank-num-pairs", "20",
+        "--rerank-rounds", "2",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*SKIPPED*OOM: CUDA out of memory*", "*SKIPPED*batch_size 16 ran out of memory*"])
+    result.stdout.fnmatch_lines(["16 * OOM*", "32 * skipped*"])
