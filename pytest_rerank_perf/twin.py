@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import RerankPerfError
 from .lexicon import CJK_WORDS, LATIN_WORDS
 
 # Bump when the bytes a build produces change for the same spec (vocabulary recipe, file layout, init).
@@ -278,10 +279,13 @@ def ensure_twin(spec: TwinSpec, cache_dir: Path | None = None) -> Path:
         build_twin(spec, tmp)
         try:
             os.rename(tmp, final)
-        except OSError:
+        except OSError as exc:
             # Another process finished first (the target exists and is non-empty): use its twin.
             if not (final / MANIFEST).is_file():
-                raise
+                raise RerankPerfError(
+                    f"the twin cache entry {final} exists but has no {MANIFEST} (an interrupted copy or a hand "
+                    f"edit); delete that directory and run again ({exc})"
+                ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
