@@ -7,7 +7,6 @@ or loads a model until a test asks for a fixture that needs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,16 +76,13 @@ def rerank_hardware(rerank_options: RerankOptions) -> HardwareProfile:
 
 
 @pytest.fixture(scope="session")
-def rerank_model(rerank_options: RerankOptions) -> Iterator[LoadedModel]:
+def rerank_model(rerank_options: RerankOptions) -> LoadedModel:
     """The model under test, loaded once per session in the requested precision."""
+    opts = rerank_options
     try:
-        loaded = load_model(
-            rerank_options.model, rerank_options.device, rerank_options.dtype, rerank_options.max_length
-        )
+        return load_model(opts.model, opts.device, opts.dtype, opts.max_length)
     except RerankPerfError as exc:
         pytest.fail(str(exc), pytrace=False)
-    yield loaded
-    del loaded
 
 
 # --- the benchmark matrix -----------------------------------------------------------------------------------------

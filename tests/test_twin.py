@@ -8,6 +8,7 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
 from pytest_rerank_perf import twin as twin_mod
+from pytest_rerank_perf.errors import RerankPerfError
 from pytest_rerank_perf.model import config_hash, load_model
 from pytest_rerank_perf.twin import (
     BGE_RERANKER_V2_M3_CONFIG,
@@ -145,3 +146,12 @@ def test_full_twin_builds_and_predicts_on_cpu(tmp_path: Path) -> None:
     scores = loaded.cross_encoder.predict([("model search", "data index query"), ("检索", "文档 排序")])
     assert torch.isfinite(torch.as_tensor(scores)).all()
     assert scores[0] != scores[1]
+
+
+def test_corrupt_cache_entry_is_a_clear_error(tmp_path: Path) -> None:
+    final = twin_dir(TINY_TWIN, tmp_path)
+    final.mkdir(parents=True)
+    (final / "config.json").write_text("{}")  # an interrupted copy: no manifest
+    with pytest.raises(RerankPerfError, match="delete that directory"):
+        ensure_twin(TINY_TWIN, tmp_path)
+    assert (final / "config.json").read_text() == "{}"  # nothing of the user's is touched
