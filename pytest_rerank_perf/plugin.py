@@ -38,6 +38,19 @@ def get_options(config: pytest.Config) -> RerankOptions:
     return config.stash[OPTIONS_KEY]
 
 
+PROFILE_KEY = pytest.StashKey[HardwareProfile]()
+
+
+def session_profile(config: pytest.Config) -> HardwareProfile:
+    """The hardware profile, detected once per session: header, fixtures, JSON and summary all show the same one."""
+    if PROFILE_KEY not in config.stash:
+        try:
+            config.stash[PROFILE_KEY] = detect(resolve_device(get_options(config).device))
+        except RerankPerfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[PROFILE_KEY]
+
+
 def describe_run(config: pytest.Config) -> list[str]:
     """Header lines for a benchmark run: what will be measured, and a loud label on the CPU fallback."""
     opts = get_options(config)
@@ -46,7 +59,7 @@ def describe_run(config: pytest.Config) -> list[str]:
         dtype = resolve_dtype(opts.dtype, device)
     except RerankPerfError as exc:
         raise pytest.UsageError(str(exc)) from None
-    profile = detect(device)
+    profile = session_profile(config)
     model = resolve_model_spec(opts.model, device)
     lines = [
         f"rerank-perf: profile {profile.summary()}",
@@ -68,10 +81,10 @@ def rerank_options(pytestconfig: pytest.Config) -> RerankOptions:
 
 
 @pytest.fixture(scope="session")
-def rerank_hardware(rerank_options: RerankOptions) -> HardwareProfile:
+def rerank_hardware(pytestconfig: pytest.Config) -> HardwareProfile:
     try:
-        return detect(resolve_device(rerank_options.device))
-    except RerankPerfError as exc:
+        return session_profile(pytestconfig)
+    except pytest.UsageError as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
@@ -175,8 +188,8 @@ def rerank_bench(benchmark: Any, rerank_runner: CellRunner, rerank_session: Rera
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     try:
-        machine_info["rerank_hardware"] = detect(resolve_device(get_options(config).device)).to_dict()
-    except RerankPerfError as exc:
+        machine_info["rerank_hardware"] = session_profile(config).to_dict()
+    except pytest.UsageError as exc:
         machine_info["rerank_hardware"] = {"error": str(exc)}
 
 
