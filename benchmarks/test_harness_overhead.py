@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from pytest_rerank_perf.measure import CellRunner
-from pytest_rerank_perf.memory import MemoryTracker
 from pytest_rerank_perf.plugin import RerankSession
-from pytest_rerank_perf.timing import BatchTracker, CallTracker, synchronizer
-from pytest_rerank_perf.workload import WorkloadSpec, build_workload
+from pytest_rerank_perf.timing import synchronizer
+from pytest_rerank_perf.workload import build_workload
 
 PAIRS = 40  # interleaved (bare, harness) call pairs
 
@@ -20,8 +19,7 @@ def test_harness_overhead(rerank_runner: CellRunner, rerank_options: Any, rerank
     model = rerank_runner.model
     gpu = model.device.startswith("cuda")
     num_pairs, batch_size = (100, 32) if gpu else (50, 16)
-    workload = build_workload(WorkloadSpec(rerank_options.pair_tokens, seed=rerank_options.seed), model.tokenizer,
-                              num_pairs)  # fmt: skip
+    workload = build_workload(rerank_options.workload_spec(), model.tokenizer, num_pairs)
     sync = synchronizer(model.device)
     predict = rerank_runner.predict_fn(workload, batch_size)
 
@@ -30,9 +28,7 @@ def test_harness_overhead(rerank_runner: CellRunner, rerank_options: Any, rerank
         sync()
 
     # Exactly what is alive while a cell's rounds run: call tracker, per-batch hooks, memory sampler.
-    harness = CallTracker(predict, model.device)
-    batches = BatchTracker(model.cross_encoder[0], model.device)
-    memory = MemoryTracker(model.device)
+    harness, batches, memory = rerank_runner.instruments(workload, batch_size)
     for _ in range(3):
         bare()
     memory.start()

@@ -139,10 +139,17 @@ class CellRunner:
         }
         gpu = profile.gpu
         self.peak = peak_flops(gpu.name if gpu else None, model.identity.dtype) if self.device != "cpu" else None
+        # One memory tracker per runner: opening NVML and finding the device handle is done once, not per cell.
+        self.memory = MemoryTracker(self.device)
 
     def predict_fn(self, workload: Workload, batch_size: int) -> Callable[[], Any]:
         ce, pairs = self.model.cross_encoder, list(workload.pairs)
         return lambda: ce.predict(pairs, batch_size=batch_size, show_progress_bar=False)
+
+    def instruments(self, workload: Workload, batch_size: int) -> tuple[CallTracker, BatchTracker, MemoryTracker]:
+        """Everything alive while a cell's rounds run. The harness-overhead benchmark measures this same set."""
+        calls = CallTracker(self.predict_fn(workload, batch_size), self.device)
+        return calls, BatchTracker(self.model.cross_encoder[0], self.device), self.memory
 
     def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> float | None:
         if self.peak is None:
@@ -161,9 +168,7 @@ class CellRunner:
             return CellResult(cell, workload.id, "skipped", reason=f"batch_size {floor} ran out of memory",
                               identity=self.identity)  # fmt: skip
         stats = workload.batch_stats(batch_size, max_length)
-        calls = CallTracker(self.predict_fn(workload, batch_size), self.device)
-        batches = BatchTracker(self.model.cross_encoder[0], self.device)
-        memory = MemoryTracker(self.device)
+        calls, batches, memory = self.instruments(workload, batch_size)
         oom_message = ""
         memory.start()
         try:

@@ -9,7 +9,7 @@ import pytest
 
 from .errors import UsageError, WorkloadError
 from .model import DEFAULT_MAX_LENGTH, DEVICE_CHOICES, DTYPE_ALIASES, MODEL_CHOICES, validate_max_length
-from .workload import LengthDist, parse_length_dist
+from .workload import LengthDist, WorkloadSpec, parse_length_dist
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)
@@ -46,6 +46,9 @@ class RerankOptions:
     pair_tokens: LengthDist
     seed: int
     rounds: int | None  # None: calibrated per cell
+
+    def workload_spec(self) -> WorkloadSpec:
+        return WorkloadSpec(self.pair_tokens, seed=self.seed)
 
     def matrix(self, device: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(num_pairs, batch_sizes) to sweep: the options, else the device's default."""

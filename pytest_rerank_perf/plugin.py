@@ -18,7 +18,7 @@ from .measure import Cell, CellResult, CellRunner, RoundsPolicy
 from .model import LoadedModel, load_model, resolve_device, resolve_dtype, resolve_model_spec
 from .options import RerankOptions, add_options, parse_options
 from .report import best_batch_sizes, format_matrix
-from .workload import Workload, WorkloadSpec, build_workload
+from .workload import Workload, build_workload
 
 OPTIONS_KEY = pytest.StashKey[RerankOptions]()
 
@@ -156,7 +156,7 @@ def rerank_workload(
     rerank_cell: Cell, rerank_model: LoadedModel, rerank_options: RerankOptions, rerank_session: RerankSession
 ) -> Workload:
     """The seeded token-length workload for this cell, built once per (spec, num_pairs) and session."""
-    spec = WorkloadSpec(rerank_options.pair_tokens, seed=rerank_options.seed)
+    spec = rerank_options.workload_spec()
     key = (spec.id, rerank_cell.num_pairs)
     if key not in rerank_session.workloads:
         try:
