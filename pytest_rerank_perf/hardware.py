@@ -103,11 +103,12 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def _cpu_profile_id(model: str, cores: int) -> str:
-    # Core count is part of the id: a 2-core runner and a 64-core box must never share a CPU baseline.
+def _cpu_profile_id(model: str, cores: int, threads: int) -> str:
+    # Core and thread counts are part of the id: a 2-core runner and a 64-core box must never share a CPU
+    # baseline, nor a run on 1 torch thread with one on 2.
     name = re.sub(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|@.*$", " ", model.lower())
     name = re.sub(r"\b\d+-core\b", " ", name)
-    return f"cpu-{slugify(name)}-{cores}c"
+    return f"cpu-{slugify(name)}-{cores}c-{threads}t"
 
 
 def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]:
@@ -218,7 +219,10 @@ def detect(device: str = "auto") -> HardwareProfile:
                     compute_capability=f"{props.major}.{props.minor}",
                 )
     if gpu is None:
-        return HardwareProfile(_cpu_profile_id(cpu, cores), "cpu", cpu, cores, None, software_versions(), tuple(notes))
+        import torch
+
+        profile_id = _cpu_profile_id(cpu, cores, torch.get_num_threads())
+        return HardwareProfile(profile_id, "cpu", cpu, cores, None, software_versions(), tuple(notes))
     profile_id = slugify(gpu.name)
     if not profile_id.startswith(("nvidia", "amd")):
         profile_id = f"nvidia-{profile_id}"  # NVML names older cards "Tesla T4"; keep the vendor in the id

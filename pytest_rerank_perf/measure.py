@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from .flops import flops_per_batch, peak_flops
 from .hardware import HardwareProfile
 from .memory import MemoryResult, MemoryTracker
 from .model import LoadedModel
-from .timing import BatchTracker, CallTracker, Percentiles
+from .timing import BatchTracker, CallTracker, Percentiles, synchronizer
 from .workload import Workload
 
 Status = Literal["ok", "oom", "skipped"]
@@ -44,10 +45,12 @@ class RoundsPolicy:
     fixed_rounds: int | None = None  # --rerank-rounds N overrides the calibration
 
     @staticmethod
-    def for_device(device: str, fixed_rounds: int | None = None) -> RoundsPolicy:
+    def for_device(device: str, fixed_rounds: int | None = None, recording: bool = False) -> RoundsPolicy:
+        """Recording a baseline takes more rounds: its samples are the reference for every later comparison."""
+        scale = 3 if recording else 1
         if device.startswith("cuda"):
-            return RoundsPolicy(warmup_rounds=3, min_rounds=10, min_time_s=1.0, fixed_rounds=fixed_rounds)
-        return RoundsPolicy(warmup_rounds=2, min_rounds=5, min_time_s=0.25, fixed_rounds=fixed_rounds)
+            return RoundsPolicy(3, 10 * scale, 1.0 * scale, fixed_rounds=fixed_rounds)
+        return RoundsPolicy(2, 10 * scale, 0.5 * scale, fixed_rounds=fixed_rounds)
 
     def rounds_for(self, seconds_per_call: float) -> int:
         if self.fixed_rounds:
@@ -73,6 +76,8 @@ class CellResult:
     mfu: float | None = None
     reason: str = ""
     identity: dict[str, Any] = field(default_factory=dict)
+    call_samples: tuple[float, ...] = ()  # seconds per measured round: what the regression gate tests
+    batch_round_samples: tuple[float, ...] = ()  # mean forward seconds per batch, per measured round
 
     def extra_info(self) -> dict[str, Any]:
         """What lands in pytest-benchmark's JSON for this cell."""
@@ -122,10 +127,37 @@ def free_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+class SlowdownInjector:
+    """Test hook (``--rerank-inject-slowdown``): stretches every forward by a fraction of its own duration.
+
+    It stands in for a real regression when proving the gate. Its hooks are registered before the batch tracker's,
+    so the extra time lands inside the measured forward, as a slower kernel would.
+    """
+
+    def __init__(self, module: Any, device: str, fraction: float) -> None:
+        self.fraction = fraction
+        self.sync = synchronizer(device)
+        self._start = 0.0
+        module.register_forward_pre_hook(self._pre)
+        module.register_forward_hook(self._post)
+
+    def _pre(self, *_: Any) -> None:
+        self.sync()
+        self._start = time.perf_counter()
+
+    def _post(self, *_: Any) -> None:
+        self.sync()
+        until = time.perf_counter() + (time.perf_counter() - self._start) * self.fraction
+        while time.perf_counter() < until:  # busy-wait: sleep() overshoots sub-millisecond waits
+            pass
+
+
 class CellRunner:
     """Runs cells for one loaded model on one device; remembers out-of-memory boundaries between cells."""
 
-    def __init__(self, model: LoadedModel, profile: HardwareProfile, policy: RoundsPolicy) -> None:
+    def __init__(
+        self, model: LoadedModel, profile: HardwareProfile, policy: RoundsPolicy, inject_slowdown: float = 0.0
+    ) -> None:
         self.model = model
         self.profile = profile
         self.policy = policy
@@ -141,6 +173,8 @@ class CellRunner:
         self.peak = peak_flops(gpu.name if gpu else None, model.identity.dtype) if self.device != "cpu" else None
         # One memory tracker per runner: opening NVML and finding the device handle is done once, not per cell.
         self.memory = MemoryTracker(self.device)
+        if inject_slowdown:
+            SlowdownInjector(model.cross_encoder[0], self.device, inject_slowdown)
 
     def predict_fn(self, workload: Workload, batch_size: int) -> Callable[[], Any]:
         ce, pairs = self.model.cross_encoder, list(workload.pairs)
@@ -207,4 +241,6 @@ class CellRunner:
             memory=memory.result(),
             mfu=self._mfu(workload, batch_size, seconds),
             identity=self.identity,
+            call_samples=tuple(calls.samples[-rounds:]),
+            batch_round_samples=batches.per_round(rounds, stats.batches),
         )

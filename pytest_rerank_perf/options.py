@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from .baseline import RECORD_COMMAND
+from .compare import DEFAULT_ALPHA, ThresholdRule, parse_percent, parse_threshold_rules
 from .errors import UsageError, WorkloadError
 from .model import DEFAULT_MAX_LENGTH, DEVICE_CHOICES, DTYPE_ALIASES, MODEL_CHOICES, validate_max_length
 from .workload import LengthDist, WorkloadSpec, parse_length_dist
@@ -31,7 +33,30 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
      "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN"),
     ("--rerank-seed", "rerank_seed", "0", "workload seed"),
     ("--rerank-rounds", "rerank_rounds", "auto",
-     "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 5 and 0.25 s on CPU) or a number"),
+     "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.5 s on CPU; 3x when recording) "
+     "or a number"),
+    ("--rerank-cpu-threads", "rerank_cpu_threads", "1",
+     "torch threads on the CPU fallback (1: a shared 2-core machine repeats far better on one thread)"),
+    ("--rerank-gate", "rerank_gate", "auto",
+     "what a regression does: enforce (fail the run), advisory (report only), off; auto: enforce on a GPU, "
+     "advisory on the CPU fallback, where one run differs from the next by up to ~35 percent"),
+    ("--rerank-baseline-dir", "rerank_baseline_dir", "baselines",
+     "directory of baseline profiles (one JSON per hardware profile), relative to the rootdir"),
+    ("--rerank-alpha", "rerank_alpha", str(DEFAULT_ALPHA),
+     "significance level of the gate's one-sided Mann-Whitney U test"),
+    ("--rerank-report-dir", "rerank_report_dir", "reports",
+     "where the gate writes rerank-summary.md and rerank-verdict.json, relative to the rootdir"),
+    ("--rerank-inject-slowdown", "rerank_inject_slowdown", "0",
+     "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires"),
+)  # fmt: skip
+# (flag, dest, help): on/off switches, command line only
+_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--rerank-save-baseline", "rerank_save_baseline",
+     f"record this run as the baseline for this hardware profile and model (see `{RECORD_COMMAND}`)"),
+    ("--rerank-force", "rerank_force", "with --rerank-save-baseline: replace cells already recorded"),
+    ("--rerank-baseline-append", "rerank_baseline_append",
+     "with --rerank-save-baseline: pool this run's samples into cells already recorded (another process)"),
+    ("--rerank-require-baseline", "rerank_require_baseline", "fail the run when there is no baseline to compare"),
 )  # fmt: skip
 
 
@@ -46,6 +71,17 @@ class RerankOptions:
     pair_tokens: LengthDist
     seed: int
     rounds: int | None  # None: calibrated per cell
+    cpu_threads: int = 1
+    gate: str = "auto"  # auto | enforce | advisory | off
+    baseline_dir: str = "baselines"
+    save_baseline: bool = False
+    force: bool = False
+    append: bool = False
+    require_baseline: bool = False
+    thresholds: tuple[ThresholdRule, ...] = ()
+    alpha: float = DEFAULT_ALPHA
+    report_dir: str = "reports"
+    inject_slowdown: float = 0.0
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -64,6 +100,16 @@ def add_options(parser: pytest.Parser) -> None:
     for flag, ini, default, help_text in _OPTIONS:
         group.addoption(flag, dest=ini, default=None, help=f"{help_text} [ini: {ini}; default: {default or 'auto'}]")
         parser.addini(ini, help=help_text, default=default)
+    for flag, dest, help_text in _FLAGS:
+        group.addoption(flag, dest=dest, action="store_true", default=False, help=help_text)
+    group.addoption(
+        "--rerank-threshold", dest="rerank_threshold", action="append", default=[], metavar="[PATTERN:]METRIC=PCT",
+        help="gate threshold, e.g. throughput=5%% or '*-n10/bs1:latency=10%%' (repeatable; after the ini lines)",
+    )  # fmt: skip
+    parser.addini(
+        "rerank_thresholds", type="linelist", default=[],
+        help="gate thresholds, one [PATTERN:]METRIC=PCT per line (metrics: throughput, latency, vram)",
+    )  # fmt: skip
 
 
 def _raw(config: pytest.Config, ini: str) -> str:
@@ -115,4 +161,36 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         pair_tokens=pair_tokens,
         seed=parse_int("--rerank-seed", raw["rerank_seed"], minimum=0),
         rounds=None if raw["rerank_rounds"] == "auto" else parse_int("--rerank-rounds", raw["rerank_rounds"]),
+        cpu_threads=parse_int("--rerank-cpu-threads", raw["rerank_cpu_threads"]),
+        gate=_parse_choice("--rerank-gate", raw["rerank_gate"], ("auto", "enforce", "advisory", "off")),
+        baseline_dir=raw["rerank_baseline_dir"] or "baselines",
+        save_baseline=bool(config.getoption("rerank_save_baseline")),
+        force=bool(config.getoption("rerank_force")),
+        append=bool(config.getoption("rerank_baseline_append")),
+        require_baseline=bool(config.getoption("rerank_require_baseline")),
+        thresholds=parse_threshold_rules([*config.getini("rerank_thresholds"), *config.getoption("rerank_threshold")]),
+        alpha=_parse_alpha(raw["rerank_alpha"]),
+        report_dir=raw["rerank_report_dir"] or "reports",
+        inject_slowdown=_parse_slowdown(raw["rerank_inject_slowdown"]),
     )
+
+
+def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    value = text.lower()
+    if value not in choices:
+        raise UsageError(f"{name} {text!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def _parse_alpha(text: str) -> float:
+    try:
+        alpha = float(text)
+    except ValueError:
+        raise UsageError(f"--rerank-alpha {text!r}: expected a probability such as 0.01") from None
+    if not 0 < alpha < 0.5:
+        raise UsageError(f"--rerank-alpha {alpha}: must be between 0 and 0.5 (exclusive), e.g. 0.01")
+    return alpha
+
+
+def _parse_slowdown(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0", "0%") else parse_percent(text, "--rerank-inject-slowdown")

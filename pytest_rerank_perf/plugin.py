@@ -7,18 +7,38 @@ or loads a model until a test asks for a fixture that needs it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .baseline import (
+    BaselineError,
+    BaselineProfile,
+    cell_key,
+    clash_error,
+    clashes,
+    dumps,
+    load_profile,
+    now_utc,
+    profile_path,
+    record,
+    section_from_results,
+    write_atomic,
+)
+from .compare import GateReport, GateSettings, gate
 from .errors import RerankPerfError, UsageError
 from .hardware import HardwareProfile, detect
+from .invariance import InvarianceReport, check_invariance
 from .measure import Cell, CellResult, CellRunner, RoundsPolicy
 from .model import LoadedModel, load_model, resolve_device, resolve_dtype, resolve_model_spec
+from .oom import Boundary
 from .options import RerankOptions, add_options, parse_options
-from .report import best_batch_sizes, format_matrix
-from .workload import Workload, build_workload
+from .report import best_batch_sizes, format_gate, format_matrix, gate_markdown
+from .workload import Pair, Workload, build_workload
 
 OPTIONS_KEY = pytest.StashKey[RerankOptions]()
 
@@ -45,7 +65,12 @@ def session_profile(config: pytest.Config) -> HardwareProfile:
     """The hardware profile, detected once per session: header, fixtures, JSON and summary all show the same one."""
     if PROFILE_KEY not in config.stash:
         try:
-            config.stash[PROFILE_KEY] = detect(resolve_device(get_options(config).device))
+            device = resolve_device(get_options(config).device)
+            if device == "cpu":  # before detection: the thread count is part of a CPU profile id
+                import torch
+
+                torch.set_num_threads(get_options(config).cpu_threads)
+            config.stash[PROFILE_KEY] = detect(device)
         except RerankPerfError as exc:
             raise pytest.UsageError(str(exc)) from None
     return config.stash[PROFILE_KEY]
@@ -98,6 +123,21 @@ def rerank_model(rerank_options: RerankOptions) -> LoadedModel:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def rerank_invariance(rerank_model: LoadedModel) -> Callable[..., InvarianceReport]:
+    """``rerank_invariance(pairs, batch_sizes=None, long_neighbour=None) -> InvarianceReport`` on the session's
+    model and precision. Session-scoped, so it can be used inside hypothesis ``@given`` tests."""
+
+    def check(
+        pairs: Sequence[Pair], batch_sizes: Sequence[int] | None = None, long_neighbour: Pair | None = None
+    ) -> InvarianceReport:
+        return check_invariance(
+            rerank_model.cross_encoder, pairs, rerank_model.identity.dtype, batch_sizes, long_neighbour=long_neighbour
+        )
+
+    return check
+
+
 # --- the benchmark matrix -----------------------------------------------------------------------------------------
 
 
@@ -109,6 +149,14 @@ class RerankSession:
     workloads: dict[tuple[str, int], Workload] = field(default_factory=dict)
     overhead: dict[str, Any] | None = None
     identity: dict[str, Any] | None = None
+    baseline_path: Path | None = None
+    baseline: BaselineProfile | None = None  # read (and validated) before the first cell runs
+    gate: GateReport | None = None
+    recorded: str | None = None  # what --rerank-save-baseline wrote, for the summary
+    failure: str | None = None  # why the run fails after its tests passed (a refused or failed baseline write)
+    oom_boundaries: dict[int, Boundary] = field(default_factory=dict)  # max_length -> boundary
+    invariance: list[float] = field(default_factory=list)  # max logit deviation per checked example
+    gate_enforced: bool = False  # whether a regression fails the run (--rerank-gate)
 
 
 SESSION_KEY = pytest.StashKey[RerankSession]()
@@ -141,14 +189,43 @@ def rerank_session(pytestconfig: pytest.Config) -> RerankSession:
 
 @pytest.fixture(scope="session")
 def rerank_runner(
-    rerank_model: LoadedModel, rerank_hardware: HardwareProfile, rerank_options: RerankOptions,
-    rerank_session: RerankSession,
+    request: pytest.FixtureRequest, rerank_model: LoadedModel, rerank_hardware: HardwareProfile,
+    rerank_options: RerankOptions, rerank_session: RerankSession,
 ) -> CellRunner:  # fmt: skip
-    runner = CellRunner(
-        rerank_model, rerank_hardware, RoundsPolicy.for_device(rerank_model.device, rerank_options.rounds)
-    )
+    opts = rerank_options
+    policy = RoundsPolicy.for_device(rerank_model.device, opts.rounds, recording=opts.save_baseline)
+    runner = CellRunner(rerank_model, rerank_hardware, policy, inject_slowdown=opts.inject_slowdown)
     rerank_session.identity = runner.identity
+    _open_baseline(request, rerank_session, rerank_options, rerank_hardware.profile_id, runner.identity["key"])
     return runner
+
+
+def baseline_path(config: pytest.Config, profile_id: str) -> Path:
+    directory = Path(get_options(config).baseline_dir)
+    return profile_path(directory if directory.is_absolute() else config.rootpath / directory, profile_id)
+
+
+def _planned_cells(session: pytest.Session, opts: RerankOptions) -> list[str]:
+    spec = opts.workload_spec().id
+    specs = [getattr(item, "callspec", None) for item in session.items]
+    cells = [s.params["rerank_cell"] for s in specs if s is not None and "rerank_cell" in s.params]
+    return [cell_key(f"{spec}-n{c.num_pairs}", c.batch_size) for c in cells]
+
+
+def _open_baseline(
+    request: pytest.FixtureRequest, rs: RerankSession, opts: RerankOptions, profile_id: str, key: str
+) -> None:
+    """Read the baseline before anything is measured: a corrupt file, or a record that would overwrite cells
+    without --rerank-force, stops the run now instead of after minutes of measuring."""
+    path = baseline_path(request.config, profile_id)
+    try:
+        rs.baseline = load_profile(path)
+        found = clashes(rs.baseline, key, _planned_cells(request.session, opts))
+        if opts.save_baseline and found and not (opts.force or opts.append):
+            raise clash_error(key, found)
+    except BaselineError as exc:
+        pytest.exit(f"rerank-perf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    rs.baseline_path = path
 
 
 @pytest.fixture
@@ -200,12 +277,68 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "cells": [r.extra_info() for r in session.results],
         "best_batch_size": {str(n): b for n, b in best_batch_sizes(session.results).items()},
         "harness_overhead": session.overhead,
+        "oom_boundaries": {str(k): asdict(b) for k, b in sorted(session.oom_boundaries.items())},
+        "invariance_max_logit_deviation": max(session.invariance, default=None),
+        "gate": session.gate.to_dict() if session.gate else None,
+        "baseline_recorded": session.recorded,
     }
+
+
+def _relative(config: pytest.Config, path: Path) -> str:
+    try:
+        return str(path.relative_to(config.rootpath))
+    except ValueError:
+        return str(path)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    """Record the baseline or run the gate, before pytest-benchmark writes its JSON (which then includes it)."""
+    rs = session.config.stash.get(SESSION_KEY, None)
+    if rs is not None and (rs.results or rs.oom_boundaries) and rs.identity is not None and rs.baseline_path:
+        _finish(session, rs, rs.baseline_path, rs.identity["key"])
+    yield
+
+
+def _finish(session: pytest.Session, rs: RerankSession, path: Path, key: str) -> None:
+    config, opts = session.config, get_options(session.config)
+    profile = session_profile(config)
+    booms = {str(k): b.max_batch for k, b in rs.oom_boundaries.items()}
+    section = section_from_results(rs.results, rs.identity or {}, profile, booms)
+    if not section.cells and not section.oom_boundaries:
+        return
+    shown = _relative(config, path)
+    if opts.save_baseline:
+        try:
+            record(path, key, section, opts.force, opts.append)
+            rs.recorded = shown
+        except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
+            side = path.with_name(f"{path.name}.unsaved-{now_utc().replace(':', '')}")
+            write_atomic(side, dumps(BaselineProfile(profile.profile_id, {key: section})))
+            rs.failure = f"{exc} This run's cells were saved to {_relative(config, side)}."
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    if opts.gate == "off":
+        return
+    stored = rs.baseline.models.get(key) if rs.baseline else None
+    settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
+    rs.gate = report = gate(stored, section, settings, shown, key)
+    report_dir = Path(opts.report_dir)
+    report_dir = report_dir if report_dir.is_absolute() else config.rootpath / report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.to_dict(), indent=1) + "\n")
+    write_atomic(report_dir / "rerank-summary.md", gate_markdown(report, profile.summary()))
+    rs.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
+    if report.status == "fail" and rs.gate_enforced:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif report.status == "no-baseline" and opts.require_baseline:
+        rs.failure = f"--rerank-require-baseline: {report.message}"
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = _session(config)
-    if not session.results and session.overhead is None:
+    if not session.results and session.overhead is None and not session.oom_boundaries and not session.invariance:
         return
     tr = terminalreporter
     tr.write_sep("=", "rerank-perf summary")
@@ -226,3 +359,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"IQR {o['iqr'][0] * 100:+.2f}%..{o['iqr'][1] * 100:+.2f}%, "
             f"n={o['num_pairs']} bs={o['batch_size']})"
         )
+    for length, b in sorted(session.oom_boundaries.items()):
+        more = "" if b.first_oom else " (the search limit: at least this many)"
+        tr.write_line(f"largest batch before OOM at max_length {length}: {b.max_batch}{more}")
+    if session.invariance:
+        tr.write_line(
+            f"score invariance: {len(session.invariance)} examples, max logit deviation {max(session.invariance):.3g}"
+        )
+    _summarise_baseline(tr, session, get_options(config))
+
+
+def _summarise_baseline(tr: Any, rs: RerankSession, opts: RerankOptions) -> None:
+    if rs.recorded:
+        tr.write_sep("=", "rerank-perf baseline recorded")
+        tr.write_line(f"wrote {rs.recorded}; commit it with:")
+        tr.write_line(f"    git add {rs.recorded} && git commit -m 'Baseline: {rs.recorded}'")
+    if rs.gate:
+        tr.write_sep("=", f"rerank-perf regression gate: {rs.gate.status}")
+        for line in format_gate(rs.gate):
+            tr.write_line(line, red=rs.gate.status == "fail" and line.startswith("regression gate"))
+        tr.write_line(f"written: {opts.report_dir}/rerank-summary.md, {opts.report_dir}/rerank-verdict.json")
+        if rs.gate.status == "fail" and not rs.gate_enforced:
+            tr.write_line(
+                "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
+                "between runs (README, Detection power). --rerank-gate enforce makes it fail."
+            )
+    if rs.failure:
+        tr.write_line(f"rerank-perf: FAILED: {rs.failure}", red=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .compare import GateReport, MetricComparison
 from .measure import CellResult
 
 _HEADER = ("batch", "pairs/s", "tokens/s", "p50 ms", "p99 ms", "peak VRAM", "MFU", "padding", "rounds")
@@ -71,3 +72,67 @@ def format_matrix(results: Sequence[CellResult]) -> list[str]:
         lines += _table([_HEADER, *(_row(r, best.get(n) == r.cell.batch_size and r.status == "ok") for r in cells)])
         lines.append("")
     return lines
+
+
+# --- the regression gate ------------------------------------------------------------------------------------------
+
+_GATE_HEADER = ("cell", "metric", "baseline", "now", "change", "95% CI", "threshold", "significance", "verdict")
+_VERDICT_ORDER = {"regression": 0, "improvement": 1, "unchanged": 2}
+
+
+def _figure(metric: str, value: float) -> str:
+    if metric == "throughput":
+        return f"{value:,.1f} pairs/s"
+    if metric == "latency":
+        return f"{value * 1e3:.3f} ms"
+    if metric == "max_batch":
+        return f"{value:.0f} pairs"
+    return f"{value / 2**20:,.1f} MiB"
+
+
+def _gate_row(c: MetricComparison) -> tuple[str, ...]:
+    ci = "-" if c.ci is None else f"{c.ci[0] * 100:+.1f}..{c.ci[1] * 100:+.1f}%"
+    significance = "deterministic" if c.p_value is None else f"p={c.p_value:.2g}"
+    verdict = c.verdict.upper() if c.verdict == "regression" else c.verdict
+    return (c.cell, c.metric, _figure(c.metric, c.baseline), _figure(c.metric, c.now), f"{c.change * 100:+.1f}%", ci,
+            f"{c.threshold * 100:.0f}%", significance, verdict)  # fmt: skip
+
+
+def _gate_rows(report: GateReport) -> list[tuple[str, ...]]:
+    ordered = sorted(report.comparisons, key=lambda c: (_VERDICT_ORDER[c.verdict], c.cell, c.metric))
+    return [_gate_row(c) for c in ordered]
+
+
+def format_gate(report: GateReport) -> list[str]:
+    """Terminal lines: the verdict, the warnings, and the comparison table (regressions first)."""
+    lines = [f"regression gate: {report.status.upper()}: {report.message}", f"baseline: {report.baseline_path}"]
+    lines += [f"WARNING: {w} (figures may move for this reason alone)" for w in report.warnings]
+    if report.unmatched:
+        lines.append(f"not in the baseline (not compared): {', '.join(report.unmatched)}")
+    if report.comparisons:
+        lines += ["", *_table([_GATE_HEADER, *_gate_rows(report)])]
+    if report.improvements:
+        lines.append(f"{len(report.improvements)} improvement(s): refresh the baseline with --rerank-force.")
+    return lines
+
+
+def gate_markdown(report: GateReport, profile_summary: str) -> str:
+    """The same verdict as a Markdown page, e.g. for ``$GITHUB_STEP_SUMMARY``."""
+    icon = {"pass": "PASS", "fail": "FAIL", "no-baseline": "NO BASELINE"}[report.status]
+    out = [
+        f"## rerank-perf regression gate: {icon}",
+        "",
+        f"- {report.message}",
+        f"- profile: {profile_summary}",
+        f"- model: `{report.model_key}`",
+        f"- baseline: `{report.baseline_path}`",
+    ]
+    out += [f"- **warning:** {w}" for w in report.warnings]
+    if report.unmatched:
+        out.append(f"- not in the baseline: {', '.join(f'`{u}`' for u in report.unmatched)}")
+    if report.comparisons:
+        out += ["", "| " + " | ".join(_GATE_HEADER) + " |", "|" + "---|" * len(_GATE_HEADER)]
+        for row in _gate_rows(report):
+            cells = [f"**{v}**" if v == "REGRESSION" else v for v in row]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

@@ -48,16 +48,17 @@ def synchronizer(device: str) -> Callable[[], None]:
 class CallTracker:
     """Times each call of ``fn`` (synchronised); ``samples`` holds seconds per call, warm-up included."""
 
-    def __init__(self, fn: Callable[[], Any], device: str) -> None:
+    def __init__(self, fn: Callable[[], Any], device: str, clock: Callable[[], float] = time.perf_counter) -> None:
         self.fn = fn
         self.sync = synchronizer(device)
+        self.clock = clock  # a virtual clock in the gate's power simulation
         self.samples: list[float] = []
 
     def __call__(self) -> Any:
-        start = time.perf_counter()
+        start = self.clock()
         out = self.fn()
         self.sync()
-        self.samples.append(time.perf_counter() - start)
+        self.samples.append(self.clock() - start)
         return out
 
     def result(self, last: int) -> Percentiles:
@@ -98,16 +99,25 @@ class BatchTracker:
             handle.remove()
         self._handles = []
 
-    def result(self, last: int | None = None) -> Percentiles | None:
-        """Percentiles over the last ``last`` batches (the measured rounds), or all of them."""
+    def seconds(self, last: int | None = None) -> list[float]:
+        """Forward seconds of the last ``last`` batches (the measured rounds), or of all of them."""
         pairs = self._pairs[-last:] if last else self._pairs
-        if not pairs:
-            return None
-        if self.cuda:
+        if self.cuda and pairs:
             import torch
 
             torch.cuda.synchronize()
-            samples = [start.elapsed_time(end) / 1000.0 for start, end in pairs]
-        else:
-            samples = [end - start for start, end in pairs]
-        return Percentiles.of(samples)
+            return [start.elapsed_time(end) / 1000.0 for start, end in pairs]
+        return [end - start for start, end in pairs]
+
+    def result(self, last: int | None = None) -> Percentiles | None:
+        samples = self.seconds(last)
+        return Percentiles.of(samples) if samples else None
+
+    def per_round(self, rounds: int, batches_per_round: int) -> tuple[float, ...]:
+        """Mean forward seconds per batch in each of the last ``rounds`` rounds: one sample per round, as the gate's
+        rank test wants independent samples (batches within a round share its state)."""
+        samples = self.seconds(rounds * batches_per_round)
+        if len(samples) != rounds * batches_per_round:
+            return ()
+        step = batches_per_round
+        return tuple(float(np.mean(samples[i : i + step])) for i in range(0, len(samples), step))

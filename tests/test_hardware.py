@@ -18,16 +18,16 @@ def test_cpu_profile() -> None:
     assert profile.kind == "cpu"
     assert profile.gpu is None
     assert profile.profile_id.startswith("cpu-")
-    assert profile.profile_id.endswith(f"-{profile.cpu_cores}c")
+    assert profile.profile_id.endswith(f"-{profile.cpu_cores}c-{torch.get_num_threads()}t")
     assert profile.software["torch"] == torch.__version__
     assert "no GPU" in profile.summary()
 
 
 def test_cpu_profile_id_is_a_clean_slug() -> None:
-    assert hardware._cpu_profile_id("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", 2) == (
-        "cpu-intel-xeon-platinum-8481c-2c"
+    assert hardware._cpu_profile_id("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", 2, 1) == (
+        "cpu-intel-xeon-platinum-8481c-2c-1t"
     )
-    assert hardware._cpu_profile_id("AMD EPYC 9554 64-Core Processor", 16) == "cpu-amd-epyc-9554-16c"
+    assert hardware._cpu_profile_id("AMD EPYC 9554 64-Core Processor", 16, 16) == "cpu-amd-epyc-9554-16c-16t"
     assert slugify("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
 
 

@@ -1,0 +1,144 @@
+"""How often the gate fires: a stand-in model with known cost and noise, slowed down by known amounts.
+
+Each trial records a baseline and then gates a new run against it, through the same code as a real run
+(``CallTracker`` -> ``MetricSummary`` -> ``compare_samples``). The stand-in's call time is
+
+    cost_per_pair * pairs * (1 + slowdown) * exp(run offset) * exp(round noise) * (outlier factor, sometimes)
+
+with seeded draws: the **round noise** varies call to call; the **run offset** is drawn once per process, because
+a process on a shared machine is a little faster or slower than the next for its whole life (memory placement,
+neighbours, clocks). The baseline pools ``baseline_runs`` processes, as ``nox -s record-baseline`` does; the gated
+run is one process. A virtual clock makes a trial take microseconds, so thousands of trials are cheap and the
+figures are exact for the stated noise; ``real_clock=True`` busy-waits the drawn time instead, so the machine's
+own timer noise comes on top.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .baseline import stored_float
+from .compare import GateSettings, compare_samples
+from .timing import CallTracker
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    round_sigma: float = 0.05  # log-normal sigma of one call
+    run_sigma: float = 0.02  # log-normal sigma of a whole process
+    outlier_rate: float = 0.03  # share of calls hit by a stall
+    outlier_max: float = 1.6  # a stalled call takes up to this factor longer
+
+
+# Measured on this project's shared 2-core CPU runner, tiny twin, 1 torch thread (README, "Detection power").
+SHARED_CPU = NoiseModel(round_sigma=0.05, run_sigma=0.02, outlier_rate=0.03, outlier_max=1.6)
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class StandInModel:
+    """``predict`` costs a known time per pair, with seeded noise; scores are deterministic and beside the point."""
+
+    def __init__(
+        self, cost_per_pair_s: float, noise: NoiseModel, slowdown: float, seed: int, clock: VirtualClock | None
+    ) -> None:
+        self.cost = cost_per_pair_s * (1 + slowdown)
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+        self.run_factor = float(np.exp(self.rng.normal(0, noise.run_sigma)))
+        self.clock = clock
+
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+        factor = self.run_factor * float(np.exp(self.rng.normal(0, self.noise.round_sigma)))
+        if self.rng.random() < self.noise.outlier_rate:
+            factor *= float(self.rng.uniform(1.0, self.noise.outlier_max))
+        seconds = self.cost * len(pairs) * factor
+        if self.clock is not None:
+            self.clock.now += seconds
+        else:
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:
+                pass
+        return np.arange(len(pairs), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    noise: NoiseModel = SHARED_CPU
+    num_pairs: int = 50
+    cost_per_pair_s: float = 2e-5
+    baseline_runs: int = 3
+    baseline_rounds: int = 30  # per baseline run
+    rounds: int = 10  # in the gated run
+    threshold: float = 0.05
+    alpha: float = 0.01
+    real_clock: bool = False
+
+
+def _throughput_samples(settings: PowerSettings, slowdown: float, seed: int, rounds: int) -> list[float]:
+    clock = None if settings.real_clock else VirtualClock()
+    model = StandInModel(settings.cost_per_pair_s, settings.noise, slowdown, seed, clock)
+    pairs = [("q", "d")] * settings.num_pairs
+    tracker = CallTracker(lambda: model.predict(pairs), "cpu", clock=clock or time.perf_counter)
+    for _ in range(rounds):
+        tracker()
+    return [settings.num_pairs / s for s in tracker.samples]
+
+
+def trial(settings: PowerSettings, slowdown: float, seed: int) -> bool:
+    """One baseline recording and one gated run; True when the gate declares a throughput regression."""
+    base: list[float] = []
+    for k in range(settings.baseline_runs):
+        base += _throughput_samples(settings, 0.0, seed * 1000 + k, settings.baseline_rounds)
+    now = _throughput_samples(settings, slowdown, seed * 1000 + 999, settings.rounds)
+    gate = GateSettings({"throughput": settings.threshold, "latency": 1.0, "vram": 1.0}, alpha=settings.alpha)
+    stored = [stored_float(x) for x in base]  # as the baseline file stores them
+    return compare_samples("stand-in", "throughput", stored, now, gate, ci=False).verdict == "regression"
+
+
+def firing_rate(settings: PowerSettings, slowdown: float, trials: int, seed: int = 0) -> float:
+    return sum(trial(settings, slowdown, seed + i) for i in range(trials)) / trials
+
+
+SLOWDOWNS = (0.0, 0.02, 0.05, 0.10, 0.30)
+
+
+def power_table(columns: dict[str, PowerSettings], trials: int, slowdowns: Sequence[float] = SLOWDOWNS) -> str:
+    """Markdown: how often the gate fires, per injected slowdown (rows) and noise/threshold setting (columns)."""
+    lines = ["| slowdown | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for slowdown in slowdowns:
+        rates = [firing_rate(s, slowdown, trials) for s in columns.values()]
+        lines.append(f"| {slowdown * 100:.0f}% | " + " | ".join(f"{r * 100:.1f}%" for r in rates) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:  # python -m pytest_rerank_perf.power [trials]
+    import sys
+    from dataclasses import replace
+
+    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    calls = replace(SHARED_CPU, run_sigma=0.0)
+    columns = {
+        "call noise, 5% threshold": PowerSettings(noise=calls),
+        "call noise, 5%, real clock": PowerSettings(noise=calls, real_clock=True),
+        "+ 4% run drift, 5%": PowerSettings(noise=replace(SHARED_CPU, run_sigma=0.04)),
+        "+ 4% run drift, 15% (CPU default)": PowerSettings(noise=replace(SHARED_CPU, run_sigma=0.04), threshold=0.15),
+    }
+    print(f"{trials} trials per cell (real clock: {max(trials // 10, 50)})")
+    virtual = {k: v for k, v in columns.items() if not v.real_clock}
+    print(power_table(virtual, trials))
+    print(power_table({k: v for k, v in columns.items() if v.real_clock}, max(trials // 10, 50)))
+
+
+if __name__ == "__main__":
+    main()
