@@ -200,9 +200,14 @@ def rerank_runner(
     return runner
 
 
+def under_root(config: pytest.Config, option_value: str) -> Path:
+    """A directory option: absolute as given, relative to the rootdir otherwise."""
+    path = Path(option_value)
+    return path if path.is_absolute() else config.rootpath / path
+
+
 def baseline_path(config: pytest.Config, profile_id: str) -> Path:
-    directory = Path(get_options(config).baseline_dir)
-    return profile_path(directory if directory.is_absolute() else config.rootpath / directory, profile_id)
+    return profile_path(under_root(config, get_options(config).baseline_dir), profile_id)
 
 
 def _planned_cells(session: pytest.Session, opts: RerankOptions) -> list[str]:
@@ -323,8 +328,7 @@ def _finish(session: pytest.Session, rs: RerankSession, path: Path, key: str) ->
     stored = rs.baseline.models.get(key) if rs.baseline else None
     settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
     rs.gate = report = gate(stored, section, settings, shown, key)
-    report_dir = Path(opts.report_dir)
-    report_dir = report_dir if report_dir.is_absolute() else config.rootpath / report_dir
+    report_dir = under_root(config, opts.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.to_dict(), indent=1) + "\n")
     write_atomic(report_dir / "rerank-summary.md", gate_markdown(report, profile.summary()))
