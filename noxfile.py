@@ -14,15 +14,15 @@ nox.options.reuse_venv = "yes"  # installs still run but are no-ops on a warm ve
 TORCH = os.environ.get("RERANK_PERF_TORCH", "torch==2.13.0")
 
 
-def install(session: nox.Session, *extra: str) -> None:
+def install(session: nox.Session, *extra: str, target: str = ".") -> None:
     session.install(*TORCH.split())
-    session.install("-e", ".", *extra)
+    session.install("-e", target, *extra)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The plugin's own tests, on the CPU with the tiny twin (and one full-size twin build)."""
-    install(session)
+    install(session, target=".[test]")  # pytest-xdist for the multi-worker test, pyyaml for the CI example
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -36,8 +36,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(name="gpu-bench")
 def gpu_bench(session: nox.Session) -> None:
-    """The batch_size x num_pairs matrix on the local GPU in FP16 (tiny twin on the CPU when there is none)."""
-    install(session)
+    """The matrix, the dynamic batcher under load, scenarios and the gate on the local GPU in FP16 (tiny twin on the
+    CPU when there is none). Writes the report folder reports/ (index.md, report.json, PNG plots, benchmark.json).
+    With several GPUs: ``nox -s gpu-bench -- -n <GPUs>`` (one pytest-xdist worker per GPU)."""
+    install(session, target=".[multi-gpu]")
     os.makedirs("reports", exist_ok=True)
     session.run(
         "pytest",

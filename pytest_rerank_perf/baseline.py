@@ -174,14 +174,16 @@ def profile_path(directory: Path, profile_id: str) -> Path:
 class _Reader:
     """Typed access to parsed JSON that names the file and the field path in every error."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "baseline", fix: str | None = None) -> None:
         self.path = path
+        self.what = what
+        self.fix = fix or (
+            f"The file was not changed. Restore it from git (git checkout -- {path}) or record it again with "
+            f"`{RECORD_COMMAND} -- --rerank-force`."
+        )
 
     def fail(self, where: str, problem: str) -> BaselineError:
-        return BaselineError(
-            f"baseline {self.path}: field {where}: {problem}. The file was not changed. Restore it from git "
-            f"(git checkout -- {self.path}) or record it again with `{RECORD_COMMAND} -- --rerank-force`."
-        )
+        return BaselineError(f"{self.what} {self.path}: field {where}: {problem}. {self.fix}")
 
     def obj(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -287,6 +289,11 @@ def parse_profile(data: Any, path: Path) -> BaselineProfile:
         raise r.fail("profile_id", f"{profile_id!r} does not match the file name {path.name!r}")
     models = r.obj(r.get(root, "models", "(top level)"), "models")
     return BaselineProfile(profile_id, {k: r.model(v, f"models[{k!r}]") for k, v in models.items()})
+
+
+def parse_section(data: Any, path: Path, where: str, fix: str) -> ModelBaseline:
+    """One model's section outside a baseline file (a saved report's ``section``), read as strictly."""
+    return _Reader(path, "report", fix).model(data, where)
 
 
 def load_profile(path: Path) -> BaselineProfile | None:
@@ -431,7 +438,7 @@ def section_from_results(
     stamp = now_utc()
     cells = [c for c in (cell_from_result(r, stamp) for r in results) if c is not None]
     return ModelBaseline(
-        identity={k: v for k, v in identity.items() if k != "path"},  # a local path means nothing on another box
+        identity={k: v for k, v in identity.items() if k not in ("path", "device")},  # meaningless on another box
         hardware={k: v for k, v in hardware.to_dict().items() if k != "software"},
         software=dict(hardware.software),
         recorded_at=stamp,

@@ -70,6 +70,16 @@ def parse_percent(text: str, what: str) -> float:
     return value
 
 
+def parse_alpha(text: str, what: str) -> float:
+    try:
+        alpha = float(text)
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: expected a probability such as 0.01") from None
+    if not 0 < alpha < 0.5:
+        raise UsageError(f"{what} {alpha}: must be between 0 and 0.5 (exclusive), e.g. 0.01")
+    return alpha
+
+
 def parse_threshold_rules(lines: Iterable[str]) -> tuple[ThresholdRule, ...]:
     """``[PATTERN:]METRIC=VALUE`` per line, e.g. ``throughput=5%`` or ``*-n10/bs1:latency=10%``."""
     rules = []
@@ -198,6 +208,15 @@ class GateReport:
             "unmatched_cells": list(self.unmatched),
             "comparisons": [c.to_dict() for c in self.comparisons],
         }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> GateReport:
+        """The inverse of ``to_dict``, for re-rendering a saved report."""
+        comparisons = tuple(
+            MetricComparison(**{**c, "ci": tuple(c["ci"]) if c.get("ci") else None}) for c in data["comparisons"]
+        )
+        return GateReport(data["status"], data["baseline_path"], data["model_key"], comparisons,
+                          tuple(data["unmatched_cells"]), tuple(data["warnings"]), data["message"])  # fmt: skip
 
 
 def gate(

@@ -103,6 +103,7 @@ class CellResult:
             "nvml_peak_process_bytes": mem.nvml_peak_process_bytes,
             "nvml_peak_device_used_bytes": mem.nvml_peak_device_used_bytes,
             "mfu": self.mfu,
+            "device": ident.get("device"),
             "model_id": ident.get("key"),
             "model_source": ident.get("source"),
             "profile_id": ident.get("profile_id"),
@@ -125,6 +126,16 @@ def free_device_memory(device: str) -> None:
         import torch
 
         torch.cuda.empty_cache()
+
+
+def run_identity(model: LoadedModel, profile: HardwareProfile) -> dict[str, Any]:
+    """What every result of a run is tagged with: the model identity and its key, the profile, the device."""
+    return {
+        **model.identity.to_dict(),
+        "key": model.identity.key(),
+        "profile_id": profile.profile_id,
+        "device": model.device,  # which GPU of a multi-GPU run measured it; not part of the key
+    }
 
 
 class SlowdownInjector:
@@ -164,11 +175,7 @@ class CellRunner:
         self.device = model.device
         # smallest batch size that ran out of memory, per (workload, max_length): larger ones are skipped
         self.oom_floor: dict[tuple[str, int], int] = {}
-        self.identity = {
-            **model.identity.to_dict(),
-            "key": model.identity.key(),
-            "profile_id": profile.profile_id,
-        }
+        self.identity = run_identity(model, profile)
         gpu = profile.gpu
         self.peak = peak_flops(gpu.name if gpu else None, model.identity.dtype) if self.device != "cpu" else None
         # One memory tracker per runner: opening NVML and finding the device handle is done once, not per cell.
@@ -210,7 +217,13 @@ class CellRunner:
                 calls()
             rounds = self.policy.rounds_for(Percentiles.of(calls.samples).median)
             batches.start()
-            benchmark.pedantic(calls, rounds=rounds, warmup_rounds=1, iterations=1)
+            if getattr(benchmark, "disabled", False):
+                # pytest-benchmark turns itself off under xdist or --benchmark-disable and would run one call;
+                # the trackers time every call themselves, so run the same rounds here.
+                for _ in range(1 + rounds):
+                    calls()
+            else:
+                benchmark.pedantic(calls, rounds=rounds, warmup_rounds=1, iterations=1)
         except Exception as exc:
             if not is_oom(exc):
                 raise

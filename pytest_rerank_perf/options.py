@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from .baseline import RECORD_COMMAND
-from .compare import DEFAULT_ALPHA, ThresholdRule, parse_percent, parse_threshold_rules
+from .compare import DEFAULT_ALPHA, ThresholdRule, parse_alpha, parse_percent, parse_threshold_rules
 from .errors import UsageError, WorkloadError
 from .model import DEFAULT_MAX_LENGTH, DEVICE_CHOICES, DTYPE_ALIASES, MODEL_CHOICES, validate_max_length
+from .scenarios import BUILT_IN, Scenario, parse_scenarios
 from .workload import LengthDist, WorkloadSpec, parse_length_dist
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -82,6 +83,7 @@ class RerankOptions:
     alpha: float = DEFAULT_ALPHA
     report_dir: str = "reports"
     inject_slowdown: float = 0.0
+    scenarios: tuple[Scenario, ...] = BUILT_IN
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -109,6 +111,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "rerank_thresholds", type="linelist", default=[],
         help="gate thresholds, one [PATTERN:]METRIC=PCT per line (metrics: throughput, latency, vram)",
+    )  # fmt: skip
+    parser.addini(
+        "rerank_scenarios", type="linelist", default=[],
+        help="scenario changes or additions, one 'NAME: pairs=1-10 p99=50ms [vram=4GiB] [concurrent=yes]' per line",
     )  # fmt: skip
 
 
@@ -169,9 +175,10 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         append=bool(config.getoption("rerank_baseline_append")),
         require_baseline=bool(config.getoption("rerank_require_baseline")),
         thresholds=parse_threshold_rules([*config.getini("rerank_thresholds"), *config.getoption("rerank_threshold")]),
-        alpha=_parse_alpha(raw["rerank_alpha"]),
+        alpha=parse_alpha(raw["rerank_alpha"], "--rerank-alpha"),
         report_dir=raw["rerank_report_dir"] or "reports",
         inject_slowdown=_parse_slowdown(raw["rerank_inject_slowdown"]),
+        scenarios=parse_scenarios(config.getini("rerank_scenarios")),
     )
 
 
@@ -180,16 +187,6 @@ def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise UsageError(f"{name} {text!r}: choose one of {', '.join(choices)}")
     return value
-
-
-def _parse_alpha(text: str) -> float:
-    try:
-        alpha = float(text)
-    except ValueError:
-        raise UsageError(f"--rerank-alpha {text!r}: expected a probability such as 0.01") from None
-    if not 0 < alpha < 0.5:
-        raise UsageError(f"--rerank-alpha {alpha}: must be between 0 and 0.5 (exclusive), e.g. 0.01")
-    return alpha
 
 
 def _parse_slowdown(text: str) -> float:

@@ -8,6 +8,7 @@ or loads a model until a test asks for a fixture that needs it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from .baseline import (
     BaselineError,
     BaselineProfile,
+    ModelBaseline,
     cell_key,
     clash_error,
     clashes,
@@ -33,11 +35,13 @@ from .compare import GateReport, GateSettings, gate
 from .errors import RerankPerfError, UsageError
 from .hardware import HardwareProfile, detect
 from .invariance import InvarianceReport, check_invariance
-from .measure import Cell, CellResult, CellRunner, RoundsPolicy
+from .measure import Cell, CellResult, CellRunner, RoundsPolicy, run_identity
 from .model import LoadedModel, load_model, resolve_device, resolve_dtype, resolve_model_spec
 from .oom import Boundary
 from .options import RerankOptions, add_options, parse_options
+from .render import REPORT_FILE, REPORT_VERSION, merge_reports, write_report
 from .report import best_batch_sizes, format_gate, format_matrix, gate_markdown
+from .scenarios import Scenario, recommend
 from .workload import Pair, Workload, build_workload
 
 OPTIONS_KEY = pytest.StashKey[RerankOptions]()
@@ -58,14 +62,53 @@ def get_options(config: pytest.Config) -> RerankOptions:
     return config.stash[OPTIONS_KEY]
 
 
+DEVICE_KEY = pytest.StashKey[str]()
 PROFILE_KEY = pytest.StashKey[HardwareProfile]()
+
+
+def xdist_worker_index() -> int | None:
+    """N for pytest-xdist worker gwN; None outside xdist (and on the xdist controller)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
+
+
+def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: int) -> str:
+    """Under pytest-xdist, worker gwN measures on cuda:N: one worker per GPU, no GPU shared by two workers.
+
+    An explicit ``--rerank-device cuda:K`` is left alone (the user chose).
+    """
+    if worker is None or not resolved.startswith("cuda") or requested not in ("auto", "cuda"):
+        return resolved
+    if worker >= gpus:
+        raise UsageError(
+            f"pytest-xdist worker gw{worker} has no GPU of its own ({gpus} visible): run with -n {gpus}, one worker "
+            "per GPU, or restrict the GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    return f"cuda:{worker}"
+
+
+def session_device(config: pytest.Config) -> str:
+    """The device this process measures on, resolved once (and pinned per xdist worker)."""
+    if DEVICE_KEY not in config.stash:
+        requested = get_options(config).device
+        try:
+            device = resolve_device(requested)
+            if device.startswith("cuda"):
+                import torch
+
+                device = pin_worker_device(requested, device, xdist_worker_index(), torch.cuda.device_count())
+                torch.cuda.set_device(device)  # stray allocations land on this worker's GPU too
+        except RerankPerfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[DEVICE_KEY] = device
+    return config.stash[DEVICE_KEY]
 
 
 def session_profile(config: pytest.Config) -> HardwareProfile:
     """The hardware profile, detected once per session: header, fixtures, JSON and summary all show the same one."""
     if PROFILE_KEY not in config.stash:
+        device = session_device(config)
         try:
-            device = resolve_device(get_options(config).device)
             if device == "cpu":  # before detection: the thread count is part of a CPU profile id
                 import torch
 
@@ -79,8 +122,8 @@ def session_profile(config: pytest.Config) -> HardwareProfile:
 def describe_run(config: pytest.Config) -> list[str]:
     """Header lines for a benchmark run: what will be measured, and a loud label on the CPU fallback."""
     opts = get_options(config)
+    device = session_device(config)
     try:
-        device = resolve_device(opts.device)
         dtype = resolve_dtype(opts.dtype, device)
     except RerankPerfError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -114,13 +157,16 @@ def rerank_hardware(pytestconfig: pytest.Config) -> HardwareProfile:
 
 
 @pytest.fixture(scope="session")
-def rerank_model(rerank_options: RerankOptions) -> LoadedModel:
-    """The model under test, loaded once per session in the requested precision."""
+def rerank_model(pytestconfig: pytest.Config, rerank_options: RerankOptions) -> LoadedModel:
+    """The model under test, loaded once per session in the requested precision (on this worker's GPU)."""
     opts = rerank_options
     try:
-        return load_model(opts.model, opts.device, opts.dtype, opts.max_length)
-    except RerankPerfError as exc:
+        device = session_device(pytestconfig)
+        model = load_model(opts.model, device, opts.dtype, opts.max_length)
+    except (RerankPerfError, pytest.UsageError) as exc:
         pytest.fail(str(exc), pytrace=False)
+    _session(pytestconfig).identity = run_identity(model, session_profile(pytestconfig))
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +203,14 @@ class RerankSession:
     oom_boundaries: dict[int, Boundary] = field(default_factory=dict)  # max_length -> boundary
     invariance: list[float] = field(default_factory=list)  # max logit deviation per checked example
     gate_enforced: bool = False  # whether a regression fails the run (--rerank-gate)
+    load: dict[str, dict[str, Any]] = field(default_factory=dict)  # concurrent scenario -> batcher load results
+    section: ModelBaseline | None = None  # this run's cells as a baseline section (gate input, diff input)
+    report: dict[str, Any] | None = None  # everything above as JSON: summary, report folder, benchmark JSON
+    worker_reports: list[dict[str, Any]] = field(default_factory=list)  # xdist controller: one per worker
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.results or self.load or self.oom_boundaries or self.invariance or self.overhead)
 
 
 SESSION_KEY = pytest.StashKey[RerankSession]()
@@ -170,14 +224,13 @@ def _session(config: pytest.Config) -> RerankSession:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise ``rerank_cell`` over num_pairs x batch_size, num_pairs-major so OOM boundaries are found in order."""
+    opts = get_options(metafunc.config)
+    if "rerank_load_scenario" in metafunc.fixturenames:
+        loaded = [s for s in opts.scenarios if s.concurrent]
+        metafunc.parametrize("rerank_load_scenario", loaded, ids=[s.name for s in loaded])
     if "rerank_cell" not in metafunc.fixturenames:
         return
-    opts = get_options(metafunc.config)
-    try:
-        device = resolve_device(opts.device)
-    except RerankPerfError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    num_pairs, batch_sizes = opts.matrix(device)
+    num_pairs, batch_sizes = opts.matrix(session_device(metafunc.config))
     cells = [Cell(n, b) for n in num_pairs for b in batch_sizes]
     metafunc.parametrize("rerank_cell", cells, ids=[c.id for c in cells])
 
@@ -195,7 +248,6 @@ def rerank_runner(
     opts = rerank_options
     policy = RoundsPolicy.for_device(rerank_model.device, opts.rounds, recording=opts.save_baseline)
     runner = CellRunner(rerank_model, rerank_hardware, policy, inject_slowdown=opts.inject_slowdown)
-    rerank_session.identity = runner.identity
     _open_baseline(request, rerank_session, rerank_options, rerank_hardware.profile_id, runner.identity["key"])
     return runner
 
@@ -276,16 +328,36 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
-    session = _session(config)
-    output_json["rerank"] = {
-        "model": session.identity,
-        "cells": [r.extra_info() for r in session.results],
-        "best_batch_size": {str(n): b for n, b in best_batch_sizes(session.results).items()},
-        "harness_overhead": session.overhead,
-        "oom_boundaries": {str(k): asdict(b) for k, b in sorted(session.oom_boundaries.items())},
-        "invariance_max_logit_deviation": max(session.invariance, default=None),
-        "gate": session.gate.to_dict() if session.gate else None,
-        "baseline_recorded": session.recorded,
+    rs = _session(config)
+    output_json["rerank"] = rs.report if rs.report is not None else build_report(config, rs)
+
+
+def build_report(config: pytest.Config, rs: RerankSession) -> dict[str, Any]:
+    """Everything this process measured, as JSON: the one source for the summary, the report folder, the
+    benchmark JSON's ``rerank`` section, and (under xdist) what a worker hands the controller."""
+    opts = get_options(config)
+    profile = session_profile(config)
+    cells = [r.extra_info() for r in rs.results]
+    max_length = (rs.identity or {}).get("max_length", opts.max_length)
+    return {
+        "report_version": REPORT_VERSION,
+        "created": now_utc(),
+        "device": session_device(config),
+        "profile": profile.to_dict(),
+        "profile_summary": profile.summary(),
+        "model": rs.identity or {},
+        "cells": cells,
+        "best_batch_size": {str(n): b for n, b in best_batch_sizes(cells).items()},
+        "harness_overhead": rs.overhead,
+        "oom_boundaries": {str(k): asdict(b) for k, b in sorted(rs.oom_boundaries.items())},
+        "invariance_max_logit_deviation": max(rs.invariance, default=None),
+        "load": rs.load,
+        "scenarios": [r.to_dict() for r in recommend(opts.scenarios, cells, max_length, rs.load)],
+        "gate": rs.gate.to_dict() if rs.gate else None,
+        "gate_enforced": rs.gate_enforced,
+        "baseline_recorded": rs.recorded,
+        "failure": rs.failure,
+        "section": rs.section.to_dict() if rs.section and rs.section.cells else None,
     }
 
 
@@ -298,18 +370,51 @@ def _relative(config: pytest.Config, path: Path) -> str:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    """Record the baseline or run the gate, before pytest-benchmark writes its JSON (which then includes it)."""
-    rs = session.config.stash.get(SESSION_KEY, None)
-    if rs is not None and (rs.results or rs.oom_boundaries) and rs.identity is not None and rs.baseline_path:
-        _finish(session, rs, rs.baseline_path, rs.identity["key"])
+    """Record the baseline or run the gate, then build the report: all before pytest-benchmark writes its JSON
+    (which then includes it). An xdist worker hands its report to the controller, which merges and writes."""
+    config = session.config
+    rs = config.stash.get(SESSION_KEY, None)
+    if rs is not None and rs.worker_reports:
+        rs.report = merge_reports(rs.worker_reports, get_options(config).scenarios)
+        _conclude(session, rs)
+    elif rs is not None and rs.measured:
+        if rs.identity is not None and rs.baseline_path and (rs.results or rs.oom_boundaries):
+            _finish(session, rs, rs.baseline_path, rs.identity["key"])
+        rs.report = build_report(config, rs)
+        if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
+            config.workeroutput["rerank_report"] = json.dumps(rs.report, default=str)
+        else:
+            _conclude(session, rs)
     yield
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect each worker's report."""
+    raw = getattr(node, "workeroutput", {}).get("rerank_report")
+    if raw:
+        _session(node.config).worker_reports.append(json.loads(raw))
+
+
+def _conclude(session: pytest.Session, rs: RerankSession) -> None:
+    """Write the report folder and the gate's verdict files; fail the run where the gate or a record says so."""
+    config, report = session.config, rs.report or {}
+    report_dir = under_root(config, get_options(config).report_dir)
+    write_report(report, report_dir)
+    if report.get("gate"):
+        gate_report = GateReport.from_dict(report["gate"])
+        write_atomic(report_dir / "rerank-verdict.json", json.dumps(report["gate"], indent=1) + "\n")
+        write_atomic(report_dir / "rerank-summary.md", gate_markdown(gate_report, report["profile_summary"]))
+        if gate_report.status == "fail" and report.get("gate_enforced"):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if report.get("failure"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _finish(session: pytest.Session, rs: RerankSession, path: Path, key: str) -> None:
     config, opts = session.config, get_options(session.config)
     profile = session_profile(config)
     booms = {str(k): b.max_batch for k, b in rs.oom_boundaries.items()}
-    section = section_from_results(rs.results, rs.identity or {}, profile, booms)
+    rs.section = section = section_from_results(rs.results, rs.identity or {}, profile, booms)
     if not section.cells and not section.oom_boundaries:
         return
     shown = _relative(config, path)
@@ -318,75 +423,102 @@ def _finish(session: pytest.Session, rs: RerankSession, path: Path, key: str) ->
             record(path, key, section, opts.force, opts.append)
             rs.recorded = shown
         except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
-            side = path.with_name(f"{path.name}.unsaved-{now_utc().replace(':', '')}")
+            side = path.with_name(f"{path.name}.unsaved-{now_utc().replace(':', '')}-{os.getpid()}")
             write_atomic(side, dumps(BaselineProfile(profile.profile_id, {key: section})))
             rs.failure = f"{exc} This run's cells were saved to {_relative(config, side)}."
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         return
     if opts.gate == "off":
         return
     stored = rs.baseline.models.get(key) if rs.baseline else None
     settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
     rs.gate = report = gate(stored, section, settings, shown, key)
-    report_dir = under_root(config, opts.report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.to_dict(), indent=1) + "\n")
-    write_atomic(report_dir / "rerank-summary.md", gate_markdown(report, profile.summary()))
     rs.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
-    if report.status == "fail" and rs.gate_enforced:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    elif report.status == "no-baseline" and opts.require_baseline:
+    if report.status == "no-baseline" and opts.require_baseline:
         rs.failure = f"--rerank-require-baseline: {report.message}"
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    session = _session(config)
-    if not session.results and session.overhead is None and not session.oom_boundaries and not session.invariance:
+    rs = _session(config)
+    report = rs.report
+    if not report:
         return
     tr = terminalreporter
     tr.write_sep("=", "rerank-perf summary")
     for line in describe_run(config):
         tr.write_line(line)
-    if session.identity:
-        tr.write_line(
-            f"rerank-perf: model id {session.identity['key']} ({session.identity['parameters']:,} parameters)"
-        )
+    model = report.get("model") or {}
+    if model:
+        tr.write_line(f"rerank-perf: model id {model['key']} ({model['parameters']:,} parameters)")
+    if report.get("devices"):
+        devices = report["devices"]
+        tr.write_line(f"rerank-perf: merged from {len(devices)} xdist workers on {', '.join(devices)}")
     tr.write_line("")
-    for line in format_matrix(session.results):
+    for line in format_matrix(report["cells"]):
         tr.write_line(line)
-    if session.overhead:
-        o = session.overhead
+    o = report.get("harness_overhead")
+    if o:
         tr.write_line(
             f"harness overhead vs a bare CrossEncoder.predict loop: {o['overhead'] * 100:+.2f}% "
             f"(median of {o['pairs']} interleaved call pairs, "
             f"IQR {o['iqr'][0] * 100:+.2f}%..{o['iqr'][1] * 100:+.2f}%, "
             f"n={o['num_pairs']} bs={o['batch_size']})"
         )
-    for length, b in sorted(session.oom_boundaries.items()):
-        more = "" if b.first_oom else " (the search limit: at least this many)"
-        tr.write_line(f"largest batch before OOM at max_length {length}: {b.max_batch}{more}")
-    if session.invariance:
+    for length, b in sorted(report["oom_boundaries"].items(), key=lambda kv: int(kv[0])):
+        more = "" if b["first_oom"] else " (the search limit: at least this many)"
+        tr.write_line(f"largest batch before OOM at max_length {length}: {b['max_batch']}{more}")
+    if report.get("invariance_max_logit_deviation") is not None:
+        tr.write_line(f"score invariance: max logit deviation {report['invariance_max_logit_deviation']:.3g}")
+    _summarise_load(tr, report)
+    _summarise_scenarios(tr, report, get_options(config).scenarios)
+    _summarise_baseline(tr, report, get_options(config))
+
+
+def _summarise_load(tr: Any, report: dict[str, Any]) -> None:
+    for name, load in sorted((report.get("load") or {}).items()):
         tr.write_line(
-            f"score invariance: {len(session.invariance)} examples, max logit deviation {max(session.invariance):.3g}"
+            f"dynamic batcher, scenario {name}: {load['pairs_per_request']} pairs per request, "
+            f"max Poisson rate with p99 <= {load['p99_target_s'] * 1e3:.0f} ms:"
         )
-    _summarise_baseline(tr, session, get_options(config))
+        for server, result in load["servers"].items():
+            rate = result.get("max_rate")
+            tr.write_line(f"    {server:<28} {'none' if rate is None else f'{rate:,.1f} req/s'}")
 
 
-def _summarise_baseline(tr: Any, rs: RerankSession, opts: RerankOptions) -> None:
-    if rs.recorded:
+def _summarise_scenarios(tr: Any, report: dict[str, Any], scenarios: Sequence[Scenario]) -> None:
+    recs = report.get("scenarios") or []
+    if not recs or not (report["cells"] or report.get("load")):
+        return
+    tr.write_sep("-", "rerank-perf scenario recommendations")
+    limits = {s.name: s for s in scenarios}
+    for r in recs:
+        s = limits.get(r["scenario"])
+        slo = f"p99 <= {s.p99_s * 1e3:.0f} ms" if s and s.p99_s else "no SLO"
+        head = f"{r['scenario']:<11} ({s.pairs_text if s else '?'} pairs, {slo}): "
+        if r["batch_size"] is None:
+            tr.write_line(head + "nothing measured fits. " + "; ".join(r.get("notes") or []))
+        elif r.get("server"):
+            tr.write_line(head + f"{r['server']} at {r['max_rate']:,.1f} req/s. {r['margin']}")
+        else:
+            tr.write_line(head + f"batch_size {r['batch_size']} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']}")
+
+
+def _summarise_baseline(tr: Any, report: dict[str, Any], opts: RerankOptions) -> None:
+    if report.get("baseline_recorded"):
+        shown = report["baseline_recorded"]
         tr.write_sep("=", "rerank-perf baseline recorded")
-        tr.write_line(f"wrote {rs.recorded}; commit it with:")
-        tr.write_line(f"    git add {rs.recorded} && git commit -m 'Baseline: {rs.recorded}'")
-    if rs.gate:
-        tr.write_sep("=", f"rerank-perf regression gate: {rs.gate.status}")
-        for line in format_gate(rs.gate):
-            tr.write_line(line, red=rs.gate.status == "fail" and line.startswith("regression gate"))
+        tr.write_line(f"wrote {shown}; commit it with:")
+        tr.write_line(f"    git add {shown} && git commit -m 'Baseline: {shown}'")
+    if report.get("gate"):
+        gate_report = GateReport.from_dict(report["gate"])
+        tr.write_sep("=", f"rerank-perf regression gate: {gate_report.status}")
+        for line in format_gate(gate_report):
+            tr.write_line(line, red=gate_report.status == "fail" and line.startswith("regression gate"))
         tr.write_line(f"written: {opts.report_dir}/rerank-summary.md, {opts.report_dir}/rerank-verdict.json")
-        if rs.gate.status == "fail" and not rs.gate_enforced:
+        if gate_report.status == "fail" and not report.get("gate_enforced"):
             tr.write_line(
                 "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
                 "between runs (README, Detection power). --rerank-gate enforce makes it fail."
             )
-    if rs.failure:
-        tr.write_line(f"rerank-perf: FAILED: {rs.failure}", red=True)
+    tr.write_line(f"report: {opts.report_dir}/index.md, {opts.report_dir}/{REPORT_FILE} and plots")
+    if report.get("failure"):
+        tr.write_line(f"rerank-perf: FAILED: {report['failure']}", red=True)

@@ -1,53 +1,58 @@
-"""Terminal tables: one per number of pairs, best batch size marked."""
+"""Tables of a run, for the terminal and for Markdown: the matrix (best batch size marked) and the gate.
+
+They read the JSON form of a cell (``CellResult.extra_info()``), so a live run and a saved report render the same.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .compare import GateReport, MetricComparison
-from .measure import CellResult
 
+Cell = Mapping[str, Any]  # one cell as the JSON holds it
 _HEADER = ("batch", "pairs/s", "tokens/s", "p50 ms", "p99 ms", "peak VRAM", "MFU", "padding", "rounds")
 
 
-def best_batch_sizes(results: Iterable[CellResult]) -> dict[int, int]:
+def best_batch_sizes(cells: Iterable[Cell]) -> dict[int, int]:
     """Per num_pairs, the batch size with the highest measured throughput (ties: the smaller batch)."""
-    best: dict[int, CellResult] = {}
-    for r in results:
-        if r.status != "ok" or r.pairs_per_s is None:
+    best: dict[int, Cell] = {}
+    for c in cells:
+        if c["status"] != "ok" or c.get("pairs_per_s") is None:
             continue
-        cur = best.get(r.cell.num_pairs)
-        if cur is None or (r.pairs_per_s, -r.cell.batch_size) > (cur.pairs_per_s or 0.0, -cur.cell.batch_size):
-            best[r.cell.num_pairs] = r
-    return {n: r.cell.batch_size for n, r in best.items()}
+        cur = best.get(c["num_pairs"])
+        if cur is None or (c["pairs_per_s"], -c["batch_size"]) > (cur["pairs_per_s"], -cur["batch_size"]):
+            best[c["num_pairs"]] = c
+    return {n: c["batch_size"] for n, c in best.items()}
 
 
-def _gib(value: int | None) -> str:
+def gib(value: float | None) -> str:
     return "-" if value is None else f"{value / 2**30:.2f} GiB"
 
 
-def _row(r: CellResult, best: bool) -> tuple[str, ...]:
-    batch = f"{r.cell.batch_size}{' *' if best else ''}"
-    if r.status != "ok":
-        label = "OOM" if r.status == "oom" else "skipped"
-        return (batch, label, "", "", "", "", "", "", r.reason)
-    if r.latency_call is None or r.pairs_per_s is None or r.tokens_per_s is None:
-        raise ValueError(f"cell {r.cell.id} is ok but has no throughput")
-    pad = 1 - r.real_tokens / r.padded_tokens if r.padded_tokens else 0.0
+def _row(c: Cell, best: bool) -> tuple[str, ...]:
+    batch = f"{c['batch_size']}{' *' if best else ''}"
+    if c["status"] != "ok":
+        label = "OOM" if c["status"] == "oom" else "skipped"
+        return (batch, label, "", "", "", "", "", "", c.get("reason") or "")
+    call = (c.get("latency_s") or {}).get("call")
+    if call is None or c.get("pairs_per_s") is None or c.get("tokens_per_s") is None:
+        raise ValueError(f"cell n{c['num_pairs']}-bs{c['batch_size']} is ok but has no throughput")
+    pad = 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else 0.0
     return (
         batch,
-        f"{r.pairs_per_s:,.1f}",
-        f"{r.tokens_per_s:,.0f}",
-        f"{r.latency_call.median * 1e3:.2f}",
-        f"{r.latency_call.p99 * 1e3:.2f}",
-        _gib(r.memory.peak_allocated_bytes if r.memory else None),
-        "-" if r.mfu is None else f"{r.mfu * 100:.1f}%",
+        f"{c['pairs_per_s']:,.1f}",
+        f"{c['tokens_per_s']:,.0f}",
+        f"{call['median'] * 1e3:.2f}",
+        f"{call['p99'] * 1e3:.2f}",
+        gib(c.get("peak_vram_allocated_bytes")),
+        "-" if c.get("mfu") is None else f"{c['mfu'] * 100:.1f}%",
         f"{pad * 100:.0f}%",
-        str(r.rounds),
+        str(c["rounds"]),
     )
 
 
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+def text_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for k, row in enumerate(rows):
@@ -61,16 +66,29 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return out
 
 
-def format_matrix(results: Sequence[CellResult]) -> list[str]:
-    """Lines of the summary: one table per (workload, num_pairs), rows by batch size."""
-    best = best_batch_sizes(results)
+def markdown_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    header, *body = rows
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in body)]
+
+
+def matrix_tables(cells: Sequence[Cell]) -> list[tuple[str, list[tuple[str, ...]]]]:
+    """(title, rows with header) per num_pairs, rows by batch size."""
+    best = best_batch_sizes(cells)
+    out = []
+    for n in sorted({c["num_pairs"] for c in cells}):
+        group = sorted((c for c in cells if c["num_pairs"] == n), key=lambda c: c["batch_size"])
+        workloads = sorted({c["workload_id"] for c in group})
+        title = f"num_pairs={n}  workload={', '.join(workloads)}  (* = best batch size)"
+        rows = [_row(c, best.get(n) == c["batch_size"] and c["status"] == "ok") for c in group]
+        out.append((title, [_HEADER, *rows]))
+    return out
+
+
+def format_matrix(cells: Sequence[Cell]) -> list[str]:
+    """Lines of the terminal summary: one table per (workload, num_pairs)."""
     lines: list[str] = []
-    for n in sorted({r.cell.num_pairs for r in results}):
-        cells = sorted((r for r in results if r.cell.num_pairs == n), key=lambda r: r.cell.batch_size)
-        workloads = sorted({r.workload_id for r in cells})
-        lines.append(f"num_pairs={n}  workload={', '.join(workloads)}  (* = best batch size)")
-        lines += _table([_HEADER, *(_row(r, best.get(n) == r.cell.batch_size and r.status == "ok") for r in cells)])
-        lines.append("")
+    for title, rows in matrix_tables(cells):
+        lines += [title, *text_table(rows), ""]
     return lines
 
 
@@ -110,7 +128,7 @@ def format_gate(report: GateReport) -> list[str]:
     if report.unmatched:
         lines.append(f"not in the baseline (not compared): {', '.join(report.unmatched)}")
     if report.comparisons:
-        lines += ["", *_table([_GATE_HEADER, *_gate_rows(report)])]
+        lines += ["", *text_table([_GATE_HEADER, *_gate_rows(report)])]
     if report.improvements:
         lines.append(f"{len(report.improvements)} improvement(s): refresh the baseline with --rerank-force.")
     return lines

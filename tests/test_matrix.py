@@ -144,12 +144,13 @@ def test_summary_marks_the_best_batch_size() -> None:
         _result(10, 1, 100.0), _result(10, 8, 300.0), _result(10, 16, 250.0),
         _result(50, 1, 90.0), _result(50, 8, 400.0), _result(50, 16, 400.0), _result(50, 32, None, "oom"),
     ]  # fmt: skip
-    assert best_batch_sizes(results) == {10: 8, 50: 8}  # a tie goes to the smaller batch
-    lines = format_matrix(results)
+    cells = [r.extra_info() for r in results]
+    assert best_batch_sizes(cells) == {10: 8, 50: 8}  # a tie goes to the smaller batch
+    lines = format_matrix(cells)
     starred = [line.split()[0] for line in lines if line.split()[1:2] == ["*"]]
     assert starred == ["8", "8"]
     assert any(line.startswith("32") and "OOM" in line for line in lines)
-    assert best_batch_sizes([replace(results[0], status="oom")]) == {}
+    assert best_batch_sizes([replace(results[0], status="oom").extra_info()]) == {}
 
 
 MATRIX_TEST = """

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rerank_perf.errors import UsageError
+from pytest_rerank_perf.plugin import pin_worker_device
+
 USES_MODEL = """
 def test_model(rerank_model, rerank_hardware, rerank_options):
     assert rerank_model.identity.source == "twin"
@@ -80,3 +83,23 @@ def test_missing_model_fails_with_the_fix_not_a_traceback(pytester: pytest.Pytes
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*is not a directory*", "*--rerank-model twin*"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("requested", "resolved", "worker", "gpus", "expected"),
+    [
+        ("auto", "cuda:0", None, 4, "cuda:0"),  # not under xdist
+        ("auto", "cuda:0", 2, 4, "cuda:2"),  # worker gw2 gets the third GPU
+        ("cuda", "cuda:0", 1, 2, "cuda:1"),
+        ("cuda:3", "cuda:3", 1, 4, "cuda:3"),  # an explicit choice is kept
+        ("auto", "cpu", 1, 0, "cpu"),
+    ],
+)
+def test_xdist_workers_are_pinned_one_per_gpu(requested: str, resolved: str, worker: int | None, gpus: int,
+                                              expected: str) -> None:  # fmt: skip
+    assert pin_worker_device(requested, resolved, worker, gpus) == expected
+
+
+def test_more_xdist_workers_than_gpus_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"gw2 has no GPU of its own \(2 visible\): run with -n 2"):
+        pin_worker_device("auto", "cuda:0", 2, 2)

@@ -1,0 +1,345 @@
+"""A dynamic batcher: an asyncio front end that merges concurrent rerank requests into model batches.
+
+Callers ``await batcher.rerank(pairs)``. Their pairs join one queue; a collector task closes a batch when it holds
+``max_batch`` pairs, when its padded tokens would pass ``max_tokens``, or when the oldest queued pair has waited
+``max_wait_s``, and runs the model in a single worker thread so the event loop never blocks on inference.
+
+What it guarantees, and ``tests/test_batching.py`` proves with concurrent callers:
+
+- every caller gets exactly its own scores, in its own order;
+- a cancelled or timed-out request leaves the queue at once, its pairs still queued are never computed, and its
+  pairs already in flight are dropped when they return: nothing leaks into another caller's result;
+- when a batch fails, only the requests that caused it fail: a failed batch that mixes requests is re-run one
+  request at a time, so a bad request cannot take its neighbours down with it;
+- ``close()`` stops new requests and drains the queue (or, with ``drain=False``, fails what is queued with
+  ``BatcherClosed``), then stops the worker thread.
+
+Batches are length-aware: the oldest queued pair anchors each batch (so nothing starves) and the rest of the batch
+is filled with the queued pairs closest to it in token length, which cuts padding when long and short passages mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import RerankPerfError
+from .workload import Pair, encoded_lengths
+
+PredictFn = Callable[[list[Pair]], Sequence[float]]
+LengthFn = Callable[[Sequence[Pair]], list[int]]
+
+
+class BatcherClosed(RerankPerfError):
+    """The batcher is closed (or closing) and takes no new requests."""
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    max_batch: int = 32  # pairs per model call
+    max_wait_s: float = 0.005  # how long the oldest queued pair may wait for company
+    max_tokens: int | None = None  # padded tokens per model call (pairs x longest pair); None: no budget
+    length_aware: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise RerankPerfError(f"max_batch {self.max_batch!r}: must be a positive integer, e.g. 32")
+        if not 0 <= self.max_wait_s < 60:
+            raise RerankPerfError(f"max_wait_s {self.max_wait_s!r}: must be between 0 and 60 seconds, e.g. 0.005")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise RerankPerfError(f"max_tokens {self.max_tokens!r}: must be a positive token count or None")
+
+    @property
+    def id(self) -> str:
+        budget = f"-t{self.max_tokens}" if self.max_tokens else ""
+        return f"mb{self.max_batch}-w{self.max_wait_s * 1e3:g}ms{budget}{'' if self.length_aware else '-fifo'}"
+
+
+@dataclass
+class _Request:
+    future: asyncio.Future[np.ndarray]
+    scores: np.ndarray
+    remaining: int
+
+
+@dataclass
+class _Item:
+    seq: int  # arrival order: the oldest item anchors the next batch
+    request: _Request
+    index: int  # position in the request's own list
+    pair: Pair
+    tokens: int
+    enqueued: float
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One model call: what the batcher sent and how long its oldest pair had waited."""
+
+    pairs: int
+    requests: int
+    real_tokens: int
+    padded_tokens: int
+    oldest_wait_s: float
+    failed: bool = False
+
+
+@dataclass
+class BatcherStats:
+    batches: list[BatchRecord] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> int:
+        return sum(b.pairs for b in self.batches)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.pairs / len(self.batches) if self.batches else 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        padded = sum(b.padded_tokens for b in self.batches)
+        return 1 - sum(b.real_tokens for b in self.batches) / padded if padded else 0.0
+
+
+def token_counter(tokenizer: Any, max_length: int | None) -> LengthFn:
+    """Encoded pair lengths as the model sees them (truncated to ``max_length``): what padding is made of."""
+
+    def count(pairs: Sequence[Pair]) -> list[int]:
+        lengths = encoded_lengths(tokenizer, pairs)
+        return [min(n, max_length) for n in lengths] if max_length else lengths
+
+    return count
+
+
+def cross_encoder_predict(cross_encoder: Any) -> PredictFn:
+    """One model call per batch: the batcher already chose the batch, so ``predict`` must not split it again."""
+
+    def predict(pairs: list[Pair]) -> Sequence[float]:
+        return cross_encoder.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
+
+    return predict
+
+
+def _char_lengths(pairs: Sequence[Pair]) -> list[int]:
+    return [len(q) + len(d) for q, d in pairs]
+
+
+def _check_pairs(pairs: Sequence[Pair]) -> list[Pair]:
+    out = []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+            raise TypeError(f"pair {i} is {pair!r}: each pair must be a (query, document) tuple of two strings")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+class DynamicBatcher:
+    """``async with DynamicBatcher(predict, config, lengths) as b: scores = await b.rerank(pairs)``.
+
+    ``predict`` scores one batch of pairs and runs in the batcher's own worker thread. ``lengths`` gives token
+    lengths for length-aware grouping and the token budget (default: character lengths, a rough stand-in).
+    """
+
+    def __init__(self, predict: PredictFn, config: BatcherConfig | None = None, lengths: LengthFn | None = None):
+        self.predict = predict
+        self.config = config or BatcherConfig()
+        self.lengths = lengths or _char_lengths
+        self.stats = BatcherStats()
+        self._queue: list[_Item] = []
+        self._seq = itertools.count()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> DynamicBatcher:
+        if self._task is not None:
+            raise RerankPerfError("the batcher is already started")
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-batcher")
+        self._task = asyncio.get_running_loop().create_task(self._collect(), name="rerank-batcher")
+        return self
+
+    async def __aenter__(self) -> DynamicBatcher:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, drain: bool = True) -> None:
+        """Stop taking requests; finish what is queued (``drain``) or fail it with ``BatcherClosed``."""
+        self._closing = True
+        if not drain:
+            for item in self._queue:
+                if not item.request.future.done():
+                    item.request.future.set_exception(BatcherClosed("the batcher was closed before this request ran"))
+            self._queue.clear()
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._task is not None:
+            await self._task  # the batch in flight always completes: its thread cannot be interrupted
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    @property
+    def pending(self) -> int:
+        """Pairs queued and not yet sent to the model."""
+        return len(self._queue)
+
+    # --- the caller's side --------------------------------------------------------------------------------------
+
+    async def rerank(self, pairs: Sequence[Pair], timeout: float | None = None) -> np.ndarray:
+        """Scores for ``pairs``, in their order. Raises ``TimeoutError`` after ``timeout`` seconds; the request is
+        then withdrawn exactly as if the caller had been cancelled."""
+        if self._closing or self._task is None:
+            raise BatcherClosed("the batcher is closed; start it (or use `async with`) before calling rerank")
+        checked = _check_pairs(pairs)
+        if not checked:
+            return np.empty(0, dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        request = _Request(future, np.empty(len(checked), dtype=np.float32), len(checked))
+        now = loop.time()
+        self._queue += [
+            _Item(next(self._seq), request, i, pair, tokens, now)
+            for i, (pair, tokens) in enumerate(zip(checked, self.lengths(checked), strict=True))
+        ]
+        future.add_done_callback(self._withdraw)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:  # an alias of TimeoutError from Python 3.11 on; raised as the builtin
+            raise TimeoutError(f"rerank of {len(checked)} pairs timed out after {timeout} s") from None
+
+    def _withdraw(self, future: asyncio.Future[np.ndarray]) -> None:
+        """A finished request's pairs leave the queue: cancelled or failed ones must not be computed."""
+        if any(item.request.future is future for item in self._queue):
+            self._queue = [item for item in self._queue if item.request.future is not future]
+
+    # --- the collector ------------------------------------------------------------------------------------------
+
+    def _window_full(self) -> bool:
+        cfg = self.config
+        if len(self._queue) >= cfg.max_batch:
+            return True
+        if cfg.max_tokens is None:
+            return False
+        return len(self._queue) * max(item.tokens for item in self._queue) >= cfg.max_tokens
+
+    async def _collect(self) -> None:
+        try:
+            await self._collect_batches()
+        except BaseException as exc:  # a bug here must not strand callers: fail them all, refuse new ones
+            self._closing = True
+            failure = exc if isinstance(exc, Exception) else BatcherClosed("the batcher's collector was cancelled")
+            for item in self._queue:
+                if not item.request.future.done():
+                    item.request.future.set_exception(failure)
+            self._queue.clear()
+            raise
+
+    async def _collect_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wakeup is not None
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            # Wait for company until the batch is full or its oldest pair has waited max_wait_s (never when closing).
+            while self._queue and not self._closing and not self._window_full():
+                left = self._queue[0].enqueued + self.config.max_wait_s - loop.time()
+                if left <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except asyncio.TimeoutError:
+                    break
+            if self._queue:
+                await self._execute(self._take_batch(), loop.time())
+
+    def _take_batch(self) -> list[_Item]:
+        cfg = self.config
+        anchor = self._queue[0]  # the oldest: every pair is an anchor eventually, so none starves
+        rest = self._queue[1:]
+        if cfg.length_aware:
+            rest = sorted(rest, key=lambda it: (abs(it.tokens - anchor.tokens), it.seq))
+        batch, longest = [anchor], anchor.tokens
+        for item in rest:
+            if len(batch) >= cfg.max_batch:
+                break
+            grown = max(longest, item.tokens)
+            if cfg.max_tokens is not None and (len(batch) + 1) * grown > cfg.max_tokens:
+                continue
+            batch.append(item)
+            longest = grown
+        taken = {id(it) for it in batch}
+        self._queue = [it for it in self._queue if id(it) not in taken]
+        return sorted(batch, key=lambda it: it.seq)
+
+    async def _run(self, pairs: list[Pair]) -> np.ndarray:
+        assert self._executor is not None
+        out = await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, pairs)
+        scores = np.asarray(out, dtype=np.float32).reshape(-1)
+        if len(scores) != len(pairs):
+            raise RerankPerfError(f"predict returned {len(scores)} scores for {len(pairs)} pairs")
+        return scores
+
+    async def _execute(self, batch: list[_Item], now: float) -> None:
+        requests = {id(it.request): it.request for it in batch}
+        longest = max(it.tokens for it in batch)
+        record = BatchRecord(len(batch), len(requests), sum(it.tokens for it in batch), len(batch) * longest,
+                             now - batch[0].enqueued)  # fmt: skip
+        try:
+            scores = await self._run([it.pair for it in batch])
+        except Exception as exc:
+            self.stats.batches.append(replace(record, failed=True))
+            await self._isolate(batch, requests, exc)
+            return
+        self.stats.batches.append(record)
+        self._deliver(batch, scores)
+
+    async def _isolate(self, batch: list[_Item], requests: dict[int, _Request], exc: Exception) -> None:
+        """A failed batch: the error goes only to the requests that cause it on their own."""
+        if len(requests) == 1:
+            self._fail(next(iter(requests.values())), exc)
+            return
+        for key in requests:
+            own = [it for it in batch if id(it.request) == key and not it.request.future.done()]
+            if not own:
+                continue
+            try:
+                scores = await self._run([it.pair for it in own])
+            except Exception as own_exc:
+                self._fail(own[0].request, own_exc)
+                continue
+            self._deliver(own, scores)
+
+    @staticmethod
+    def _fail(request: _Request, exc: Exception) -> None:
+        if not request.future.done():
+            request.future.set_exception(exc)  # its queued pairs leave through the done callback
+
+    @staticmethod
+    def _deliver(batch: list[_Item], scores: np.ndarray) -> None:
+        for item, score in zip(batch, scores, strict=True):
+            request = item.request
+            if request.future.done():  # cancelled, timed out or failed while in flight: drop, never misroute
+                continue
+            request.scores[item.index] = score
+            request.remaining -= 1
+            if request.remaining == 0:
+                request.future.set_result(request.scores)

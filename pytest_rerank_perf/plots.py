@@ -1,0 +1,217 @@
+"""PNG plots of a report: throughput and peak VRAM against batch size, latency against load, the baseline diff.
+
+Every function reads the report's JSON form, so ``rerank-perf render`` redraws a saved run exactly. matplotlib is
+imported here only, with the non-interactive Agg backend (no display on a CI runner).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Report = Mapping[str, Any]
+_VERDICT_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "unchanged": "#9e9e9e"}
+
+
+@dataclass(frozen=True)
+class Plot:
+    filename: str
+    title: str
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 10})
+    return plt
+
+
+def subject(data: Report) -> str:
+    """``model, dtype, max_length on device``: the line every plot title carries."""
+    model = data.get("model") or {}
+    profile = data.get("profile") or {}
+    gpu = profile.get("gpu") or {}
+    device = gpu.get("name") or f"CPU ({profile.get('cpu_model', 'unknown')}): CPU fallback, not GPU figures"
+    return f"{model.get('name', '?')} ({model.get('source', '?')}), {model.get('dtype', '?')}, " \
+           f"max_length {model.get('max_length', '?')} on {device}"  # fmt: skip
+
+
+def _title(text: str) -> str:
+    """Wrapped so a long model id or device name never runs off the figure."""
+    return "\n".join(textwrap.fill(line, 95) for line in text.split("\n"))
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Log axes labelled 20, 30, 40 rather than 2x10^1."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out_dir / name)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return name
+
+
+def _by_num_pairs(cells: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:
+    groups: dict[int, list[Mapping[str, Any]]] = {}
+    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["batch_size"])):
+        groups.setdefault(c["num_pairs"], []).append(c)
+    return groups
+
+
+def _batch_axis(ax: Any, sizes: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xlabel("batch_size")
+
+
+def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
+    cells = data.get("cells") or []
+    if not any(c["status"] == "ok" for c in cells):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sizes = sorted({c["batch_size"] for c in cells})
+    for n, group in _by_num_pairs(cells).items():
+        ok = [c for c in group if c["status"] == "ok"]
+        if not ok:
+            continue
+        line = ax.plot([c["batch_size"] for c in ok], [c["pairs_per_s"] for c in ok], marker="o", label=f"{n} pairs")
+        best = max(ok, key=lambda c: (c["pairs_per_s"], -c["batch_size"]))
+        ax.plot(best["batch_size"], best["pairs_per_s"], marker="*", markersize=16, color=line[0].get_color())
+        for c in group:
+            if c["status"] == "oom":
+                ax.axvline(c["batch_size"], color=line[0].get_color(), linestyle=":", alpha=0.7)
+    _batch_axis(ax, sizes)
+    ax.set_ylabel("pairs/s (median call)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(_title(f"Throughput vs batch size (star: best; dotted: out of memory)\n{subject(data)}"), fontsize=9)
+    ax.legend(title="pairs per predict call")
+    return Plot(_save(fig, out_dir, "throughput.png"), "Throughput vs batch size")
+
+
+def plot_vram(data: Report, out_dir: Path) -> Plot | None:
+    cells = [c for c in data.get("cells") or [] if c["status"] == "ok" and c.get("peak_vram_allocated_bytes")]
+    if not cells:
+        return None  # the CPU fallback has no VRAM figure
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for n, group in _by_num_pairs(cells).items():
+        bs = [c["batch_size"] for c in group]
+        line = ax.plot(bs, [c["peak_vram_allocated_bytes"] / 2**30 for c in group], marker="o", label=f"{n} pairs")
+        nvml = [(c["batch_size"], c["nvml_peak_process_bytes"] / 2**30) for c in group
+                if c.get("nvml_peak_process_bytes")]  # fmt: skip
+        if nvml:
+            ax.plot(*zip(*nvml, strict=True), linestyle="--", color=line[0].get_color(), alpha=0.6)
+    total = ((data.get("profile") or {}).get("gpu") or {}).get("memory_total_bytes")
+    if total:
+        ax.axhline(total / 2**30, color="black", linestyle="-.", label="device memory")
+    _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
+    ax.set_ylabel("peak VRAM, GiB (solid: torch allocated; dashed: process, NVML)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(_title(f"Peak VRAM vs batch size (weights included)\n{subject(data)}"), fontsize=9)
+    ax.legend(title="pairs per predict call")
+    return Plot(_save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
+
+
+def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -> list[Plot]:
+    servers = load.get("servers") or {}
+    if not servers:
+        return []
+    plt = _pyplot()
+    target = load["p99_target_s"] * 1e3
+    fig, axes = plt.subplots(1, len(servers), figsize=(4.2 * len(servers), 4.4), sharey=True, squeeze=False)
+    for ax, (server, result) in zip(axes[0], servers.items(), strict=True):
+        points = sorted(result["points"], key=lambda p: p["target_rate"])
+        rates = [p["target_rate"] for p in points]
+        for key, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
+            ax.plot(rates, [p["latency"][key] * 1e3 for p in points], style, marker="o", markersize=3, label=key)
+        ax.axhline(target, color="#c62828", linewidth=1, label=f"p99 target {target:.0f} ms")
+        if result.get("max_rate"):
+            ax.axvline(result["max_rate"], color="#2e7d32", linewidth=1, label=f"max {result['max_rate']:.0f} req/s")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.xaxis)
+        _plain_log_ticks(ax.yaxis)
+        ax.set_xlabel("offered load, requests/s (Poisson)")
+        ax.set_title(server, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel(f"request latency, ms ({load['pairs_per_request']} pairs per request)")
+    fig.suptitle(_title(f"Latency vs load, scenario '{name}'\n{subject(data)}"), fontsize=9)
+    plots = [Plot(_save(fig, out_dir, f"load-{name}.png"), f"Latency percentiles vs load ({name})")]
+    sweep = load.get("closed_loop") or []
+    if sweep:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        conc = [p["concurrency"] for p in sweep]
+        ax.plot(conc, [p["pairs_per_s"] for p in sweep], marker="o", color="#1565c0", label="pairs/s")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(conc)
+        ax.set_xticklabels([str(c) for c in conc])
+        ax.set_xlabel("concurrent callers (closed loop)")
+        ax.set_ylabel("pairs/s", color="#1565c0")
+        ax.set_ylim(bottom=0)
+        ax2 = ax.twinx()
+        ax2.plot(conc, [p["latency"]["p99"] * 1e3 for p in sweep], marker="s", color="#e65100", label="p99")
+        ax2.set_ylabel("p99 request latency, ms", color="#e65100")
+        ax2.set_ylim(bottom=0)
+        ax2.grid(False)
+        ax.set_title(_title(f"{sweep[0]['server']}: throughput and p99 vs concurrency ({name})\n{subject(data)}"),
+                     fontsize=9)  # fmt: skip
+        plots.append(Plot(_save(fig, out_dir, f"concurrency-{name}.png"), f"Closed-loop concurrency sweep ({name})"))
+    return plots
+
+
+def _cell_order(key: str) -> tuple[str, int, int]:
+    """``<workload>-n<pairs>/bs<batch>`` sorted by workload, then pairs and batch as numbers."""
+    m = re.fullmatch(r"(.*)-n(\d+)/bs(\d+)", key)
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (key, 0, 0)
+
+
+def plot_gate(data: Report, out_dir: Path) -> Plot | None:
+    gate = data.get("gate") or {}
+    rows = [c for c in gate.get("comparisons") or [] if c["metric"] in ("throughput", "latency")]
+    if not rows:
+        return None
+    plt = _pyplot()
+    rows = sorted(rows, key=lambda c: (c["metric"], *_cell_order(c["cell"])))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * len(rows)))
+    y = list(range(len(rows)))
+    ax.barh(y, [c["change"] * 100 for c in rows], color=[_VERDICT_COLOURS[c["verdict"]] for c in rows])
+    for i, c in enumerate(rows):
+        if c.get("ci"):
+            ax.plot([c["ci"][0] * 100, c["ci"][1] * 100], [i, i], color="black", linewidth=1)
+        ax.plot([-c["threshold"] * 100, c["threshold"] * 100], [i, i], "|", color="black", markersize=9)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{c['cell'].split('-')[-1]} {c['metric']}" for c in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("change vs baseline, % (line: 95% CI; ticks: threshold; red: regression, green: improvement)")
+    ax.set_title(_title(f"Baseline comparison: {gate['status'].upper()}\n{subject(data)}"), fontsize=9)
+    return Plot(_save(fig, out_dir, "baseline.png"), "Change against the baseline, per cell")
+
+
+def write_plots(data: Report, out_dir: Path) -> list[Plot]:
+    """Every plot the report's data supports; none where matplotlib is missing (the Markdown says so)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    plots = [plot_throughput(data, out_dir), plot_vram(data, out_dir)]
+    for name, load in sorted((data.get("load") or {}).items()):
+        plots += plot_load(data, name, load, out_dir)
+    plots.append(plot_gate(data, out_dir))
+    return [p for p in plots if p is not None]

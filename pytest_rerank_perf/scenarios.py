@@ -1,0 +1,263 @@
+"""Deployment scenarios and the batch size each one should use on this GPU, chosen from measured cells.
+
+A scenario is a range of documents per query plus limits: a p99 latency SLO and a VRAM cap. For a one-query-at-a
+-time scenario the recommendation is the batch size with the highest worst-case throughput over the measured
+``num_pairs`` in the range whose cells all meet the limits. The p99 judged is the predict call's own p99 (service
+time, no queueing). The high-concurrency scenario is served by the dynamic batcher, so its recommendation comes
+from the load benchmark: the server configuration that sustains the highest Poisson arrival rate within the SLO.
+
+Scenarios are built in and can be changed or added in ini/TOML, one line each::
+
+    rerank_scenarios =
+        realtime: p99=30ms
+        search-api: pairs=20-40 p99=80ms vram=6GiB
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .errors import UsageError
+
+PREDICT_DEFAULT_BATCH = 32  # CrossEncoder.predict's own default: the figure a recommendation is compared with
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    min_pairs: int
+    max_pairs: int | None  # None: open-ended ("200+")
+    p99_s: float | None  # SLO on one request's p99 latency; None: no SLO
+    vram_bytes: int | None = None  # cap on peak VRAM; None: whatever the device has
+    concurrent: bool = False  # many callers at once, merged by the dynamic batcher
+    description: str = ""
+
+    @property
+    def pairs_text(self) -> str:
+        if self.max_pairs is None:
+            return f"{self.min_pairs}+"
+        return str(self.min_pairs) if self.min_pairs == self.max_pairs else f"{self.min_pairs}-{self.max_pairs}"
+
+    @property
+    def request_pairs(self) -> int:
+        """Pairs per request when one size stands for the range: the largest, the worst case for latency."""
+        return self.max_pairs or self.min_pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+BUILT_IN: tuple[Scenario, ...] = (
+    Scenario("realtime", 1, 10, 0.050, description="real-time API: one query reranks 1-10 documents within an SLO"),
+    Scenario("offline", 50, None, 2.0, description="offline bulk: 50-200+ documents per query, throughput first"),
+    Scenario("edge", 1, 5, 0.100, 4 * 2**30, description="edge: 1-5 documents, low memory (4 GiB)"),
+    Scenario("concurrent", 10, 10, 0.200, concurrent=True,
+             description="high concurrency: many queries of 10 documents at once, merged by the dynamic batcher"),
+)  # fmt: skip
+
+_UNITS_S = {"ms": 1e-3, "s": 1.0}
+_UNITS_B = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "b": 1}
+
+
+def _seconds(text: str, line: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    m = re.fullmatch(r"([0-9.]+)\s*(ms|s)", text.lower())
+    if not m or not float(m.group(1)) > 0:
+        raise UsageError(f"scenario {line!r}: p99={text!r} is not a duration; write e.g. p99=50ms, p99=2s or none")
+    return float(m.group(1)) * _UNITS_S[m.group(2)]
+
+
+def _bytes(text: str, line: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    m = re.fullmatch(r"([0-9.]+)\s*(kib|mib|gib|b)", text.lower())
+    if not m or not float(m.group(1)) > 0:
+        raise UsageError(f"scenario {line!r}: vram={text!r} is not a size; write e.g. vram=4GiB, vram=512MiB or none")
+    return int(float(m.group(1)) * _UNITS_B[m.group(2)])
+
+
+def _pairs(text: str, line: str) -> tuple[int, int | None]:
+    m = re.fullmatch(r"(\d+)(?:(\+)|-(\d+))?", text)
+    low = int(m.group(1)) if m else 0
+    high = None if m and m.group(2) else int(m.group(3)) if m and m.group(3) else low
+    if not m or low < 1 or (high is not None and high < low):
+        raise UsageError(
+            f"scenario {line!r}: pairs={text!r}; write N, LOW-HIGH or LOW+ (documents per query), e.g. 1-10"
+        )
+    return low, high
+
+
+def parse_scenarios(lines: Iterable[str], base: Sequence[Scenario] = BUILT_IN) -> tuple[Scenario, ...]:
+    """``NAME: key=value ...`` lines (keys: pairs, p99, vram, concurrent) over the built-in scenarios.
+
+    A line naming a built-in scenario changes only the keys it gives; a new name must give ``pairs``.
+    """
+    scenarios = {s.name: s for s in base}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, rest = line.partition(":")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise UsageError(f"scenario {line!r}: write NAME: pairs=1-10 p99=50ms [vram=4GiB] [concurrent=yes]")
+        fields: dict[str, Any] = {}
+        for token in rest.split():
+            key, eq, value = token.partition("=")
+            if not eq:
+                raise UsageError(f"scenario {line!r}: {token!r} is not key=value")
+            if key == "pairs":
+                fields["min_pairs"], fields["max_pairs"] = _pairs(value, line)
+            elif key == "p99":
+                fields["p99_s"] = _seconds(value, line)
+            elif key == "vram":
+                fields["vram_bytes"] = _bytes(value, line)
+            elif key == "concurrent":
+                if value.lower() not in ("yes", "no", "true", "false"):
+                    raise UsageError(f"scenario {line!r}: concurrent={value!r}; write yes or no")
+                fields["concurrent"] = value.lower() in ("yes", "true")
+            else:
+                raise UsageError(f"scenario {line!r}: unknown key {key!r}; use pairs, p99, vram or concurrent")
+        if name in scenarios:
+            scenarios[name] = replace(scenarios[name], **fields)
+        elif "min_pairs" not in fields:
+            raise UsageError(f"scenario {line!r}: a new scenario needs pairs=..., e.g. {name}: pairs=20-40 p99=80ms")
+        else:
+            scenarios[name] = Scenario(name, **{"p99_s": None, **fields}, description="from the ini file")
+    return tuple(scenarios.values())
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    scenario: str
+    description: str
+    batch_size: int | None  # None: nothing measured meets the limits
+    server: str | None = None  # concurrent scenarios: the server configuration
+    max_length: int | None = None
+    judged_on: tuple[int, ...] = ()  # num_pairs of the cells (or pairs per request) it was judged on
+    pairs_per_s: float | None = None  # worst case over judged_on
+    p99_s: float | None = None  # worst case over judged_on
+    vram_bytes: int | None = None
+    max_rate: float | None = None  # concurrent: requests/s sustained within the SLO
+    margin: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _vram(cell: Mapping[str, Any]) -> int | None:
+    """The process's peak as NVML saw it where sampled (it includes the CUDA context), else torch's reserved."""
+    return cell.get("nvml_peak_process_bytes") or cell.get("peak_vram_reserved_bytes")
+
+
+def _p99(cell: Mapping[str, Any]) -> float:
+    return float(((cell.get("latency_s") or {}).get("call") or {}).get("p99", math.inf))
+
+
+def _judged_sizes(scenario: Scenario, measured: Sequence[int]) -> tuple[list[int], list[str]]:
+    inside = [
+        n for n in measured if n >= scenario.min_pairs and (scenario.max_pairs is None or n <= scenario.max_pairs)
+    ]
+    if inside:
+        return inside, []
+    above = [n for n in measured if n >= scenario.request_pairs]
+    if above:
+        n = min(above)
+        return [n], [f"no cell measured {scenario.pairs_text} pairs; judged on {n} pairs per call (a harder case)"]
+    n = max(measured)
+    return [n], [f"no cell measured {scenario.pairs_text} pairs; judged on {n} pairs per call (an easier case)"]
+
+
+def recommend_from_cells(
+    scenario: Scenario, cells: Sequence[Mapping[str, Any]], max_length: int | None
+) -> Recommendation:
+    """The batch size with the highest worst-case pairs/s whose cells all meet the scenario's limits."""
+    ok = [c for c in cells if c.get("status") == "ok" and c.get("pairs_per_s")]
+    if not ok:
+        return Recommendation(scenario.name, scenario.description, None, notes=("no measured cells",))
+    sizes, notes = _judged_sizes(scenario, sorted({int(c["num_pairs"]) for c in ok}))
+    by_bs: dict[int, list[Mapping[str, Any]]] = {}
+    for c in ok:
+        if int(c["num_pairs"]) in sizes:
+            by_bs.setdefault(int(c["batch_size"]), []).append(c)
+    feasible: list[tuple[float, int, float, int | None]] = []  # (worst pairs/s, batch, worst p99, worst vram)
+    rejected: list[str] = []
+    for bs, group in sorted(by_bs.items()):
+        if len(group) < len(sizes):
+            rejected.append(f"bs {bs}: not measured at every size")
+            continue
+        p99 = max(_p99(c) for c in group)
+        vrams = [v for v in (_vram(c) for c in group) if v]
+        vram = max(vrams) if vrams else None
+        if scenario.p99_s is not None and p99 > scenario.p99_s:
+            rejected.append(f"bs {bs}: p99 {p99 * 1e3:.1f} ms > {scenario.p99_s * 1e3:.0f} ms")
+            continue
+        if scenario.vram_bytes is not None and vram is not None and vram > scenario.vram_bytes:
+            rejected.append(f"bs {bs}: VRAM {vram / 2**30:.2f} GiB > {scenario.vram_bytes / 2**30:.2f} GiB")
+            continue
+        feasible.append((min(float(c["pairs_per_s"]) for c in group), bs, p99, vram))
+    if scenario.vram_bytes is not None and not any(_vram(c) for c in ok):
+        notes.append("no VRAM figure here (CPU): the VRAM cap was not checked")
+    if not feasible:
+        return Recommendation(scenario.name, scenario.description, None, max_length=max_length, judged_on=tuple(sizes),
+                              notes=(*notes, "no batch size meets the limits: " + "; ".join(rejected)))  # fmt: skip
+    feasible.sort(key=lambda f: (-f[0], f[1]))
+    best_tp, best_bs, p99, vram = feasible[0]
+    margin = []
+    if scenario.p99_s is not None:
+        margin.append(
+            f"p99 {p99 * 1e3:.1f} ms of {scenario.p99_s * 1e3:.0f} ms ({1 - p99 / scenario.p99_s:.0%} headroom)"
+        )
+    if scenario.vram_bytes is not None and vram is not None:
+        margin.append(f"VRAM {vram / 2**30:.2f} of {scenario.vram_bytes / 2**30:.2f} GiB")
+    if len(feasible) > 1:
+        runner = feasible[1]
+        margin.append(f"{best_tp / runner[0] - 1:+.1%} pairs/s over the next best (bs {runner[1]})")
+    default = next((f for f in feasible if f[1] == PREDICT_DEFAULT_BATCH), None)
+    if default and best_bs != PREDICT_DEFAULT_BATCH:
+        margin.append(f"{best_tp / default[0] - 1:+.1%} over predict's default bs {PREDICT_DEFAULT_BATCH}")
+    return Recommendation(
+        scenario.name, scenario.description, best_bs, max_length=max_length, judged_on=tuple(sizes),
+        pairs_per_s=best_tp, p99_s=p99, vram_bytes=vram, margin="; ".join(margin), notes=tuple(notes),
+    )  # fmt: skip
+
+
+def recommend_from_load(scenario: Scenario, load: Mapping[str, Any] | None) -> Recommendation:
+    """The server configuration with the highest arrival rate that met the SLO in the load benchmark."""
+    if not load or not load.get("servers"):
+        return Recommendation(scenario.name, scenario.description, None,
+                              notes=("the dynamic-batcher load benchmark did not run",))  # fmt: skip
+    rates = {name: s.get("max_rate") for name, s in load["servers"].items()}
+    passing = sorted(((r, name) for name, r in rates.items() if r), reverse=True)
+    if not passing:
+        return Recommendation(scenario.name, scenario.description, None, judged_on=(int(load["pairs_per_request"]),),
+                              notes=("no server configuration met the p99 target at any rate tried",))  # fmt: skip
+    rate, name = passing[0]
+    server = load["servers"][name]
+    best = max((p for p in server["points"] if p["target_rate"] == rate), key=lambda p: p["target_rate"])
+    margin = [f"p99 {best['latency']['p99'] * 1e3:.1f} ms of {load['p99_target_s'] * 1e3:.0f} ms at {rate:.1f} req/s"]
+    fixed = rates.get(load.get("reference", ""))
+    if fixed and name != load.get("reference"):
+        margin.append(f"{rate / fixed:.2f}x the rate of per-request predict ({load['reference']})")
+    return Recommendation(
+        scenario.name, scenario.description, server.get("max_batch"), server=name,
+        judged_on=(int(load["pairs_per_request"]),), pairs_per_s=best["pairs_per_s"], p99_s=best["latency"]["p99"],
+        max_rate=rate, margin="; ".join(margin),
+    )  # fmt: skip
+
+
+def recommend(
+    scenarios: Sequence[Scenario], cells: Sequence[Mapping[str, Any]], max_length: int | None,
+    load: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Recommendation]:  # fmt: skip
+    """One recommendation per scenario; ``load`` maps a concurrent scenario's name to its load results."""
+    return [
+        recommend_from_load(s, (load or {}).get(s.name)) if s.concurrent else recommend_from_cells(s, cells, max_length)
+        for s in scenarios
+    ]

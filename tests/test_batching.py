@@ -1,0 +1,319 @@
+"""The dynamic batcher under concurrent callers: routing, cancellation, timeouts, errors, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import zlib
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+
+from pytest_rerank_perf.batching import (
+    BatcherClosed,
+    BatcherConfig,
+    DynamicBatcher,
+    cross_encoder_predict,
+    token_counter,
+)
+from pytest_rerank_perf.errors import RerankPerfError
+from pytest_rerank_perf.invariance import ABS_TOLERANCE
+from pytest_rerank_perf.model import LoadedModel
+from pytest_rerank_perf.workload import Pair, Uniform, WorkloadSpec, build_workload
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` with a deadline: a batcher bug that strands a caller fails the test instead of hanging it."""
+    return asyncio.run(asyncio.wait_for(coro, timeout=60))
+
+
+def score_of(pair: Pair) -> float:
+    """A stand-in model: a fixed score per pair, so any misrouting shows as an exact mismatch."""
+    return zlib.crc32(f"{pair[0]}\x00{pair[1]}".encode()) / 2**32
+
+
+class StandIn:
+    """Records every batch it scores; optionally holds each batch until a permit is released, or fails on a
+    poisoned query."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.batches: list[list[Pair]] = []
+        self.permits = threading.Semaphore(0) if hold else None
+        self.entered = 0  # batches that reached the model
+
+    def __call__(self, pairs: list[Pair]) -> list[float]:
+        self.batches.append(list(pairs))
+        self.entered += 1
+        if self.permits is not None and not self.permits.acquire(timeout=10):
+            raise RuntimeError("stand-in was never released")
+        if any(q == "boom" for q, _ in pairs):
+            raise ValueError("poisoned query")
+        return [score_of(p) for p in pairs]
+
+    @property
+    def computed(self) -> list[Pair]:
+        return [p for batch in self.batches for p in batch]
+
+    def release(self) -> None:
+        assert self.permits is not None
+        self.permits.release()
+
+    async def entered_at_least(self, n: int) -> None:
+        while self.entered < n:
+            await asyncio.sleep(0.001)
+
+
+def make_pairs(tag: str, n: int, rng: random.Random) -> list[Pair]:
+    return [(f"q-{tag}", "w " * rng.randint(1, 60) + f"{tag}-{i}") for i in range(n)]
+
+
+def expected(pairs: Sequence[Pair]) -> np.ndarray:
+    return np.asarray([score_of(p) for p in pairs], dtype=np.float32)
+
+
+def test_concurrent_callers_each_get_exactly_their_own_scores() -> None:
+    rng = random.Random(7)
+    requests = {f"r{i}": make_pairs(f"r{i}", rng.randint(1, 20), rng) for i in range(60)}
+    model = StandIn()
+
+    async def main() -> dict[str, np.ndarray]:
+        async with DynamicBatcher(model, BatcherConfig(max_batch=16, max_wait_s=0.01)) as batcher:
+
+            async def caller(name: str) -> tuple[str, np.ndarray]:
+                await asyncio.sleep(rng.random() * 0.02)
+                return name, await batcher.rerank(requests[name])
+
+            got = await asyncio.gather(*(caller(n) for n in requests))
+            assert batcher.pending == 0
+            assert max(b.requests for b in batcher.stats.batches) > 1, "no batch merged two callers"
+        return dict(got)
+
+    got = run(main())
+    for name, pairs in requests.items():
+        np.testing.assert_array_equal(got[name], expected(pairs), err_msg=name)
+    assert all(len(b) <= 16 for b in model.batches)
+    assert sorted(model.computed) == sorted(p for ps in requests.values() for p in ps)  # each pair exactly once
+
+
+def test_scores_through_the_batcher_equal_direct_predict(tiny_model: LoadedModel) -> None:
+    ce = tiny_model.cross_encoder
+    spec = WorkloadSpec(Uniform(16, 200), seed=3)
+    pool = build_workload(spec, tiny_model.tokenizer, 96).pairs
+    rng = random.Random(1)
+    requests = [list(rng.sample(pool, rng.randint(1, 12))) for _ in range(24)]
+    config = BatcherConfig(max_batch=32, max_wait_s=0.01, max_tokens=32 * 128)
+
+    async def main() -> list[np.ndarray]:
+        lengths = token_counter(tiny_model.tokenizer, tiny_model.identity.max_length)
+        async with DynamicBatcher(cross_encoder_predict(ce), config, lengths) as batcher:
+            out = await asyncio.gather(*(batcher.rerank(r) for r in requests))
+            assert max(b.requests for b in batcher.stats.batches) > 1
+            assert all(b.padded_tokens <= config.max_tokens or b.pairs == 1 for b in batcher.stats.batches)
+        return list(out)
+
+    for pairs, scores in zip(requests, run(main()), strict=True):
+        direct = ce.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
+        np.testing.assert_allclose(scores, direct, rtol=0, atol=ABS_TOLERANCE["fp32"])
+
+
+def test_cancelled_and_timed_out_requests_leak_nothing() -> None:
+    rng = random.Random(2)
+    model = StandIn(hold=True)
+    in_flight, kept, cancelled, timed_out, after = (make_pairs(t, 5, rng) for t in ("fly", "keep", "cx", "to", "aft"))
+
+    async def main() -> None:
+        async with DynamicBatcher(model, BatcherConfig(max_batch=8, max_wait_s=0.0)) as batcher:
+            first = asyncio.ensure_future(batcher.rerank(in_flight))
+            await model.entered_at_least(1)  # the first batch is now held inside the model
+            keep = asyncio.ensure_future(batcher.rerank(kept))
+            cx = asyncio.ensure_future(batcher.rerank(cancelled))
+            await asyncio.sleep(0)
+            assert batcher.pending == 10
+            cx.cancel()
+            with pytest.raises(TimeoutError, match="timed out"):
+                await batcher.rerank(timed_out, timeout=0.01)
+            assert batcher.pending == 5  # only `kept` is still queued
+            for _ in range(3):  # in_flight, kept, after
+                model.release()
+            np.testing.assert_array_equal(await first, expected(in_flight))
+            np.testing.assert_array_equal(await keep, expected(kept))
+            with pytest.raises(asyncio.CancelledError):
+                await cx
+            np.testing.assert_array_equal(await batcher.rerank(after), expected(after))
+            assert batcher.pending == 0
+
+    run(main())
+    assert not set(model.computed) & set(cancelled + timed_out), "withdrawn pairs were computed"
+
+
+def test_a_request_cancelled_in_flight_does_not_disturb_its_batch_mates() -> None:
+    rng = random.Random(3)
+    model = StandIn(hold=True)
+    blocker, mine, neighbour = (make_pairs(t, 4, rng) for t in ("blk", "mine", "nb"))
+
+    async def main() -> None:
+        async with DynamicBatcher(model, BatcherConfig(max_batch=8, max_wait_s=0.0)) as batcher:
+            first = asyncio.ensure_future(batcher.rerank(blocker))
+            await model.entered_at_least(1)
+            gone = asyncio.ensure_future(batcher.rerank(mine))
+            stays = asyncio.ensure_future(batcher.rerank(neighbour))
+            model.release()
+            await first
+            await model.entered_at_least(2)  # `mine` and `neighbour` are now one batch, held in the model
+            gone.cancel()
+            await asyncio.sleep(0)
+            model.release()
+            np.testing.assert_array_equal(await stays, expected(neighbour))
+            with pytest.raises(asyncio.CancelledError):
+                await gone
+
+    run(main())
+    assert model.batches[1] == mine + neighbour  # they really shared the batch that was cut short for one of them
+
+
+def test_errors_reach_only_the_callers_that_caused_them() -> None:
+    rng = random.Random(4)
+    good = [make_pairs(f"g{i}", 3, rng) for i in range(4)]
+    bad = [("boom", "doc"), *make_pairs("bad", 2, rng)]
+    model = StandIn()
+
+    async def main() -> list[np.ndarray | BaseException]:
+        async with DynamicBatcher(model, BatcherConfig(max_batch=64, max_wait_s=0.05)) as batcher:
+            calls = [batcher.rerank(p) for p in (good[0], good[1], bad, good[2], good[3])]
+            out = await asyncio.gather(*calls, return_exceptions=True)
+            assert batcher.stats.batches[0].failed
+            assert batcher.stats.batches[0].requests == 5
+        return list(out)
+
+    out = run(main())
+    assert isinstance(out[2], ValueError)
+    assert "poisoned" in str(out[2])
+    for pairs, scores in zip(good, [out[0], out[1], out[3], out[4]], strict=True):
+        assert isinstance(scores, np.ndarray)
+        np.testing.assert_array_equal(scores, expected(pairs))
+
+
+def test_close_drains_every_queued_request_then_refuses_new_ones() -> None:
+    rng = random.Random(5)
+    requests = [make_pairs(f"d{i}", rng.randint(1, 9), rng) for i in range(40)]
+    model = StandIn()
+
+    async def main() -> None:
+        batcher = await DynamicBatcher(model, BatcherConfig(max_batch=8, max_wait_s=1.0)).start()
+        tasks = [asyncio.ensure_future(batcher.rerank(r)) for r in requests]
+        await asyncio.sleep(0)  # all queued; a 1 s window would hold them, close() must not wait for it
+        await batcher.close()
+        assert all(t.done() for t in tasks)
+        for pairs, task in zip(requests, tasks, strict=True):
+            np.testing.assert_array_equal(task.result(), expected(pairs))
+        with pytest.raises(BatcherClosed, match="closed"):
+            await batcher.rerank(requests[0])
+
+    run(main())
+    assert len(model.computed) == sum(map(len, requests))
+
+
+def test_close_without_drain_fails_what_is_queued() -> None:
+    rng = random.Random(6)
+    model = StandIn(hold=True)
+    running, queued = make_pairs("run", 3, rng), make_pairs("q", 3, rng)
+
+    async def main() -> None:
+        batcher = await DynamicBatcher(model, BatcherConfig(max_batch=3, max_wait_s=0.0)).start()
+        first = asyncio.ensure_future(batcher.rerank(running))
+        await model.entered_at_least(1)
+        waiting = asyncio.ensure_future(batcher.rerank(queued))
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(batcher.close(drain=False))
+        await asyncio.sleep(0)
+        model.release()
+        await closing
+        np.testing.assert_array_equal(await first, expected(running))  # the batch in flight still completes
+        with pytest.raises(BatcherClosed):
+            await waiting
+
+    run(main())
+    assert model.computed == running
+
+
+def test_inference_runs_off_the_event_loop() -> None:
+    """The model waits for a signal that only a coroutine on the loop can send: a blocked loop would deadlock."""
+    signal = threading.Event()
+
+    def predict(pairs: list[Pair]) -> list[float]:
+        if not signal.wait(timeout=10):
+            raise RuntimeError("the event loop was blocked while the model ran")
+        return [score_of(p) for p in pairs]
+
+    async def main() -> tuple[np.ndarray, str]:
+        loop_thread = threading.current_thread().name
+        async with DynamicBatcher(predict, BatcherConfig(max_wait_s=0.0)) as batcher:
+            task = asyncio.ensure_future(batcher.rerank([("q", "d")]))
+            await asyncio.sleep(0.01)
+            signal.set()
+            return await task, loop_thread
+
+    scores, loop_thread = run(main())
+    assert scores.tolist() == pytest.approx([score_of(("q", "d"))])
+    assert loop_thread == threading.main_thread().name
+
+
+def _run_queued(config: BatcherConfig, items: list[tuple[Pair, int]]) -> DynamicBatcher:
+    """Queue everything before the collector looks, then drain: batch formation is deterministic."""
+    lengths = dict(items)
+    model = StandIn()
+
+    async def main() -> DynamicBatcher:
+        batcher = await DynamicBatcher(model, config, lambda ps: [lengths[p] for p in ps]).start()
+        tasks = [asyncio.ensure_future(batcher.rerank([p])) for p, _ in items]
+        await asyncio.sleep(0)
+        await batcher.close()
+        for (p, _), t in zip(items, tasks, strict=True):
+            assert t.result().tolist() == pytest.approx([score_of(p)])
+        return batcher
+
+    return run(main())
+
+
+def test_batches_respect_max_batch_and_the_token_budget() -> None:
+    rng = random.Random(8)
+    items = [((f"q{i}", f"d{i}"), rng.randint(10, 500)) for i in range(100)]
+    stats = _run_queued(BatcherConfig(max_batch=12, max_tokens=2048, max_wait_s=1.0), items).stats
+    assert stats.pairs == 100
+    assert all(b.pairs <= 12 for b in stats.batches)
+    assert all(b.padded_tokens <= 2048 for b in stats.batches)
+
+
+def test_length_aware_grouping_cuts_padding() -> None:
+    rng = random.Random(9)
+    items = [((f"q{i}", f"d{i}"), rng.choice([20, 30, 480, 500])) for i in range(64)]
+    aware = _run_queued(BatcherConfig(max_batch=8, max_wait_s=1.0), items).stats
+    fifo = _run_queued(BatcherConfig(max_batch=8, max_wait_s=1.0, length_aware=False), items).stats
+    assert aware.padding_fraction < 0.05 < fifo.padding_fraction
+
+
+def test_bad_input_and_bad_config_get_clear_errors() -> None:
+    async def main() -> None:
+        async with DynamicBatcher(StandIn()) as batcher:
+            with pytest.raises(TypeError, match=r"pair 1 is .*two strings"):
+                await batcher.rerank([("q", "d"), ("q", 3)])  # type: ignore[list-item]
+            assert (await batcher.rerank([])).shape == (0,)
+
+    run(main())
+    with pytest.raises(RerankPerfError, match="max_batch 0"):
+        BatcherConfig(max_batch=0)
+    with pytest.raises(RerankPerfError, match="max_wait_s"):
+        BatcherConfig(max_wait_s=-1)
+    with pytest.raises(RerankPerfError, match="max_tokens"):
+        BatcherConfig(max_tokens=0)
+
+    async def unstarted() -> None:
+        with pytest.raises(BatcherClosed, match="start it"):
+            await DynamicBatcher(StandIn()).rerank([("q", "d")])
+
+    run(unstarted())
