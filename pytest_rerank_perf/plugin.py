@@ -388,6 +388,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
     yield
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist installed it must not be validated
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: collect each worker's report."""
     raw = getattr(node, "workeroutput", {}).get("rerank_report")

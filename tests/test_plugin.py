@@ -103,3 +103,10 @@ def test_xdist_workers_are_pinned_one_per_gpu(requested: str, resolved: str, wor
 def test_more_xdist_workers_than_gpus_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"gw2 has no GPU of its own \(2 visible\): run with -n 2"):
         pin_worker_device("auto", "cuda:0", 2, 2)
+
+
+def test_the_plugin_loads_where_pytest_xdist_is_absent(pytester: pytest.Pytester) -> None:
+    """Its xdist hook is optional: an environment without xdist must not fail at start-up."""
+    pytester.makepyfile("def test_nothing():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    assert result.ret == 0, result.stderr.str()
