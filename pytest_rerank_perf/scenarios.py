@@ -59,26 +59,22 @@ BUILT_IN: tuple[Scenario, ...] = (
              description="high concurrency: many queries of 10 documents at once, merged by the dynamic batcher"),
 )  # fmt: skip
 
-_UNITS_S = {"ms": 1e-3, "s": 1.0}
-_UNITS_B = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "b": 1}
+# key -> (units, what it is, examples)
+_QUANTITIES: dict[str, tuple[dict[str, float], str, str]] = {
+    "p99": ({"ms": 1e-3, "s": 1.0}, "a duration", "p99=50ms, p99=2s"),
+    "vram": ({"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30}, "a size", "vram=4GiB, vram=512MiB"),
+}
 
 
-def _seconds(text: str, line: str) -> float | None:
+def _quantity(key: str, text: str, line: str) -> float | None:
+    """``50ms``, ``4GiB``, or ``none`` (no limit)."""
+    units, what, examples = _QUANTITIES[key]
     if text.lower() == "none":
         return None
-    m = re.fullmatch(r"([0-9.]+)\s*(ms|s)", text.lower())
-    if not m or not float(m.group(1)) > 0:
-        raise UsageError(f"scenario {line!r}: p99={text!r} is not a duration; write e.g. p99=50ms, p99=2s or none")
-    return float(m.group(1)) * _UNITS_S[m.group(2)]
-
-
-def _bytes(text: str, line: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    m = re.fullmatch(r"([0-9.]+)\s*(kib|mib|gib|b)", text.lower())
-    if not m or not float(m.group(1)) > 0:
-        raise UsageError(f"scenario {line!r}: vram={text!r} is not a size; write e.g. vram=4GiB, vram=512MiB or none")
-    return int(float(m.group(1)) * _UNITS_B[m.group(2)])
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text.lower())
+    if not m or m.group(2) not in units or not float(m.group(1)) > 0:
+        raise UsageError(f"scenario {line!r}: {key}={text!r} is not {what}; write e.g. {examples} or none")
+    return float(m.group(1)) * units[m.group(2)]
 
 
 def _pairs(text: str, line: str) -> tuple[int, int | None]:
@@ -114,9 +110,10 @@ def parse_scenarios(lines: Iterable[str], base: Sequence[Scenario] = BUILT_IN) -
             if key == "pairs":
                 fields["min_pairs"], fields["max_pairs"] = _pairs(value, line)
             elif key == "p99":
-                fields["p99_s"] = _seconds(value, line)
+                fields["p99_s"] = _quantity(key, value, line)
             elif key == "vram":
-                fields["vram_bytes"] = _bytes(value, line)
+                size = _quantity(key, value, line)
+                fields["vram_bytes"] = None if size is None else int(size)
             elif key == "concurrent":
                 if value.lower() not in ("yes", "no", "true", "false"):
                     raise UsageError(f"scenario {line!r}: concurrent={value!r}; write yes or no")

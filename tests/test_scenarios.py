@@ -33,6 +33,8 @@ def test_ini_lines_change_built_ins_and_add_scenarios() -> None:
     [
         ("realtime p99=30ms", "write NAME: pairs"),
         ("realtime: p99=fast", "p99='fast' is not a duration"),
+        ("realtime: p99=1.2.3ms", "p99='1.2.3ms' is not a duration"),
+        ("realtime: p99=0ms", "p99='0ms' is not a duration"),
         ("edge: vram=4GB", "vram='4GB' is not a size"),
         ("x: pairs=10-2", "pairs='10-2'"),
         ("x: p99=50ms", "a new scenario needs pairs"),
