@@ -46,7 +46,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--rerank-alpha", "rerank_alpha", str(DEFAULT_ALPHA),
      "significance level of the gate's one-sided Mann-Whitney U test"),
     ("--rerank-report-dir", "rerank_report_dir", "reports",
-     "where the gate writes rerank-summary.md and rerank-verdict.json, relative to the rootdir"),
+     "the report folder (index.md, report.json, plots, gate verdicts), relative to the rootdir"),
     ("--rerank-inject-slowdown", "rerank_inject_slowdown", "0",
      "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires"),
 )  # fmt: skip
