@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RerankPerfError
-from .workload import Pair, encoded_lengths
+from .workload import Pair, check_pairs, encoded_lengths
 
 PredictFn = Callable[[list[Pair]], Sequence[float]]
 LengthFn = Callable[[Sequence[Pair]], list[int]]
@@ -131,15 +131,6 @@ def _char_lengths(pairs: Sequence[Pair]) -> list[int]:
     return [len(q) + len(d) for q, d in pairs]
 
 
-def _check_pairs(pairs: Sequence[Pair]) -> list[Pair]:
-    out = []
-    for i, pair in enumerate(pairs):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
-            raise TypeError(f"pair {i} is {pair!r}: each pair must be a (query, document) tuple of two strings")
-        out.append((pair[0], pair[1]))
-    return out
-
-
 class DynamicBatcher:
     """``async with DynamicBatcher(predict, config, lengths) as b: scores = await b.rerank(pairs)``.
 
@@ -179,10 +170,7 @@ class DynamicBatcher:
         """Stop taking requests; finish what is queued (``drain``) or fail it with ``BatcherClosed``."""
         self._closing = True
         if not drain:
-            for item in self._queue:
-                if not item.request.future.done():
-                    item.request.future.set_exception(BatcherClosed("the batcher was closed before this request ran"))
-            self._queue.clear()
+            self._fail_queued(BatcherClosed("the batcher was closed before this request ran"))
         if self._wakeup is not None:
             self._wakeup.set()
         if self._task is not None:
@@ -202,7 +190,7 @@ class DynamicBatcher:
         then withdrawn exactly as if the caller had been cancelled."""
         if self._closing or self._task is None:
             raise BatcherClosed("the batcher is closed; start it (or use `async with`) before calling rerank")
-        checked = _check_pairs(pairs)
+        checked = check_pairs(pairs, "rerank")
         if not checked:
             return np.empty(0, dtype=np.float32)
         loop = asyncio.get_running_loop()
@@ -241,12 +229,15 @@ class DynamicBatcher:
             await self._collect_batches()
         except BaseException as exc:  # a bug here must not strand callers: fail them all, refuse new ones
             self._closing = True
-            failure = exc if isinstance(exc, Exception) else BatcherClosed("the batcher's collector was cancelled")
-            for item in self._queue:
-                if not item.request.future.done():
-                    item.request.future.set_exception(failure)
-            self._queue.clear()
+            self._fail_queued(
+                exc if isinstance(exc, Exception) else BatcherClosed("the batcher's collector was cancelled")
+            )
             raise
+
+    def _fail_queued(self, exc: Exception) -> None:
+        for item in self._queue:
+            self._fail(item.request, exc)
+        self._queue.clear()
 
     async def _collect_batches(self) -> None:
         loop = asyncio.get_running_loop()

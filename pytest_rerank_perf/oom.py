@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .measure import free_device_memory, is_oom
-from .workload import Pair, crossencoder_order
+from .workload import Pair, check_pairs, crossencoder_order
 
 
 @dataclass(frozen=True)
@@ -74,24 +74,6 @@ class SafePrediction:
     halvings: tuple[int, ...]  # batch sizes that ran out of memory, in order
 
 
-def _check_pairs(pairs: Any) -> list[Pair]:
-    if pairs is None:
-        raise TypeError("safe_predict: pairs is None; pass a list of (query, document) pairs")
-    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
-        raise TypeError(f"safe_predict: pairs must be a list of (query, document) pairs, got {type(pairs).__name__}")
-    out = []
-    for i, pair in enumerate(pairs):
-        if (
-            isinstance(pair, str | bytes)
-            or not isinstance(pair, Sequence)
-            or len(pair) != 2
-            or not all(isinstance(t, str) for t in pair)
-        ):
-            raise TypeError(f"safe_predict: pairs[{i}] is {pair!r}; each item must be a (query, document) pair of str")
-        out.append((pair[0], pair[1]))
-    return out
-
-
 def safe_predict(
     cross_encoder: Any, pairs: Sequence[Pair], batch_size: int = 32, **predict_kwargs: Any
 ) -> SafePrediction:
@@ -102,7 +84,7 @@ def safe_predict(
     straight to 1), and the smaller size is kept for the rest; finished batches are never recomputed. Raises
     the out-of-memory error if even one pair does not fit.
     """
-    items = _check_pairs(pairs)
+    items = check_pairs(pairs, "safe_predict")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"safe_predict: batch_size must be a positive integer, got {batch_size!r}")
     scores = np.empty(len(items), dtype=np.float32)

@@ -300,7 +300,7 @@ def test_length_aware_grouping_cuts_padding() -> None:
 def test_bad_input_and_bad_config_get_clear_errors() -> None:
     async def main() -> None:
         async with DynamicBatcher(StandIn()) as batcher:
-            with pytest.raises(TypeError, match=r"pair 1 is .*two strings"):
+            with pytest.raises(TypeError, match=r"rerank: pairs\[1\] is .*pair of str"):
                 await batcher.rerank([("q", "d"), ("q", 3)])  # type: ignore[list-item]
             assert (await batcher.rerank([])).shape == (0,)
 
