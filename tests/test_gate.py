@@ -11,8 +11,8 @@ BENCH = """
 def test_throughput(rerank_bench, rerank_cell, rerank_workload):
     rerank_bench(rerank_workload, rerank_cell.batch_size)
 """
-# This shared 2-core machine sometimes runs a whole process 30% slower than the last (README, Detection power);
-# 20% thresholds keep the re-run quiet while a 30% slower forward (+30% batch latency) still fails.
+# 20% thresholds: a 30% slower forward (+30% batch latency) must fail, an unchanged one must pass. The verdict test
+# pads every forward to a fixed time (conftest.STEADY_FORWARD), since this host's slow spells exceed both margins.
 NOISY_HOST = ("--rerank-threshold", "throughput=20%", "--rerank-threshold", "latency=20%")
 MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "12")
 
@@ -33,7 +33,7 @@ def _profile(p: pytest.Pytester) -> Path:
     return files[0]
 
 
-def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pytester) -> None:
+def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pytester, steady_forward: float) -> None:
     recorded = _run(bench, "--rerank-save-baseline")
     assert recorded.ret == 0
     path = _profile(bench)
@@ -44,6 +44,8 @@ def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pyte
     (section,) = data["models"].values()
     assert section["identity"]["source"] == "twin"
     assert sorted(c["batch_size"] for c in section["cells"].values()) == [4, 12]
+    for cell in section["cells"].values():  # the padding took: each batch's forward lasted the fixed time
+        assert steady_forward <= cell["latency"]["median"] < steady_forward * 1.1, cell["latency"]
 
     again = _run(bench)
     assert again.ret == 0, again.stdout.str()

@@ -71,6 +71,7 @@ def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest
     assert (tmp_path / "load-concurrent.png").read_bytes().startswith(PNG)
 
 
+@pytest.mark.usefixtures("steady_forward")  # the slowdown must show against the base run whatever the host's speed
 def test_diff_flags_a_slowdown_and_refuses_other_models(run_dir: pytest.Pytester, capsys: pytest.CaptureFixture[str]
                                                         ) -> None:  # fmt: skip
     folder = run_dir.path / "reports"
