@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rerank_perf.plugin import describe_run
+from pytest_rerank_perf.runtime import describe_run
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rerank_perf.invariance import InvarianceReport
-from pytest_rerank_perf.model import LoadedModel
-from pytest_rerank_perf.plugin import RerankSession
+from pytest_rerank_perf.backends import Reranker
+from pytest_rerank_perf.measurements.invariance import InvarianceReport, InvarianceResult
+from pytest_rerank_perf.session import RerankSession
 from pytest_rerank_perf.strategies import pair_sets
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 
@@ -17,11 +17,11 @@ from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_scores_are_invariant(
-    rerank_model: LoadedModel, rerank_invariance: Any, rerank_session: RerankSession, data: st.DataObject
+    rerank_model: Reranker, rerank_invariance: Any, rerank_session: RerankSession, data: st.DataObject
 ) -> None:
     tokenizer = rerank_model.tokenizer
     pairs = data.draw(pair_sets(tokenizer, max_pairs=24, max_tokens=384), label="pairs")
     long_one = build_workload(WorkloadSpec(Fixed(rerank_model.identity.max_length), seed=1), tokenizer, 1).pairs[0]
     report: InvarianceReport = rerank_invariance(pairs, long_neighbour=long_one)
-    rerank_session.invariance.append(report.max_deviation)
+    rerank_session.add(InvarianceResult(report.dtype, [report.max_deviation]))
     report.assert_ok()

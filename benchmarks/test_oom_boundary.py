@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rerank_perf.model import LoadedModel
-from pytest_rerank_perf.oom import find_max_batch
-from pytest_rerank_perf.plugin import RerankSession
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
-
-LIMIT = 4096  # batch sizes beyond this are not searched: a boundary of LIMIT means "at least"
+from pytest_rerank_perf import device
+from pytest_rerank_perf.backends import Reranker
+from pytest_rerank_perf.measurements.oom_boundary import OomBoundaries, measure_boundary
+from pytest_rerank_perf.session import RerankSession
 
 
 @pytest.mark.parametrize("max_length", [128, 256, 512, 1024])
-def test_oom_boundary(rerank_model: LoadedModel, rerank_session: RerankSession, max_length: int) -> None:
-    if not rerank_model.device.startswith("cuda"):
+def test_oom_boundary(rerank_model: Reranker, rerank_session: RerankSession, max_length: int) -> None:
+    if not device.is_cuda(rerank_model.device):
         pytest.skip("the out-of-memory boundary is a GPU figure (tests/test_oom.py covers the search on the CPU)")
-    ce = rerank_model.cross_encoder
-    pair = build_workload(WorkloadSpec(Fixed(max_length)), rerank_model.tokenizer, 1).pairs[0]
-    old = ce.max_seq_length
-    ce.max_seq_length = max_length
-    try:
-        boundary = find_max_batch(
-            lambda bs: ce.predict([pair] * bs, batch_size=bs, show_progress_bar=False), rerank_model.device, LIMIT
-        )
-    finally:
-        ce.max_seq_length = old
-    rerank_session.oom_boundaries[max_length] = boundary
+    boundary = measure_boundary(rerank_model, max_length)
+    rerank_session.add(OomBoundaries({max_length: boundary}))
     assert boundary.max_batch >= 1, f"not even one {max_length}-token pair fits"

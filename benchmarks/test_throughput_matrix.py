@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_rerank_perf.measure import Cell
+from pytest_rerank_perf.measurements.cell import Cell
 from pytest_rerank_perf.workload import Workload
 
 

@@ -22,43 +22,39 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .batcher_config import (
+    BatcherConfig,
+    BatcherStats,
+    BatchRecord,
+    LengthFn,
+    PredictFn,
+    cross_encoder_predict,
+    token_counter,
+)
 from .errors import RerankPerfError
-from .workload import Pair, check_pairs, encoded_lengths
+from .pairs import Pair, check_pairs
 
-PredictFn = Callable[[list[Pair]], Sequence[float]]
-LengthFn = Callable[[Sequence[Pair]], list[int]]
+__all__ = [
+    "BatchRecord",
+    "BatcherClosed",
+    "BatcherConfig",
+    "BatcherStats",
+    "DynamicBatcher",
+    "LengthFn",
+    "PredictFn",
+    "cross_encoder_predict",
+    "token_counter",
+]
 
 
 class BatcherClosed(RerankPerfError):
     """The batcher is closed (or closing) and takes no new requests."""
-
-
-@dataclass(frozen=True)
-class BatcherConfig:
-    max_batch: int = 32  # pairs per model call
-    max_wait_s: float = 0.005  # how long the oldest queued pair may wait for company
-    max_tokens: int | None = None  # padded tokens per model call (pairs x longest pair); None: no budget
-    length_aware: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise RerankPerfError(f"max_batch {self.max_batch!r}: must be a positive integer, e.g. 32")
-        if not 0 <= self.max_wait_s < 60:
-            raise RerankPerfError(f"max_wait_s {self.max_wait_s!r}: must be between 0 and 60 seconds, e.g. 0.005")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise RerankPerfError(f"max_tokens {self.max_tokens!r}: must be a positive token count or None")
-
-    @property
-    def id(self) -> str:
-        budget = f"-t{self.max_tokens}" if self.max_tokens else ""
-        return f"mb{self.max_batch}-w{self.max_wait_s * 1e3:g}ms{budget}{'' if self.length_aware else '-fifo'}"
 
 
 @dataclass
@@ -78,55 +74,6 @@ class _Item:
     enqueued: float
 
 
-@dataclass(frozen=True)
-class BatchRecord:
-    """One model call: what the batcher sent and how long its oldest pair had waited."""
-
-    pairs: int
-    requests: int
-    real_tokens: int
-    padded_tokens: int
-    oldest_wait_s: float
-    failed: bool = False
-
-
-@dataclass
-class BatcherStats:
-    batches: list[BatchRecord] = field(default_factory=list)
-
-    @property
-    def pairs(self) -> int:
-        return sum(b.pairs for b in self.batches)
-
-    @property
-    def mean_batch(self) -> float:
-        return self.pairs / len(self.batches) if self.batches else 0.0
-
-    @property
-    def padding_fraction(self) -> float:
-        padded = sum(b.padded_tokens for b in self.batches)
-        return 1 - sum(b.real_tokens for b in self.batches) / padded if padded else 0.0
-
-
-def token_counter(tokenizer: Any, max_length: int | None) -> LengthFn:
-    """Encoded pair lengths as the model sees them (truncated to ``max_length``): what padding is made of."""
-
-    def count(pairs: Sequence[Pair]) -> list[int]:
-        lengths = encoded_lengths(tokenizer, pairs)
-        return [min(n, max_length) for n in lengths] if max_length else lengths
-
-    return count
-
-
-def cross_encoder_predict(cross_encoder: Any) -> PredictFn:
-    """One model call per batch: the batcher already chose the batch, so ``predict`` must not split it again."""
-
-    def predict(pairs: list[Pair]) -> Sequence[float]:
-        return cross_encoder.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
-
-    return predict
-
-
 def _char_lengths(pairs: Sequence[Pair]) -> list[int]:
     return [len(q) + len(d) for q, d in pairs]
 
@@ -138,7 +85,9 @@ class DynamicBatcher:
     lengths for length-aware grouping and the token budget (default: character lengths, a rough stand-in).
     """
 
-    def __init__(self, predict: PredictFn, config: BatcherConfig | None = None, lengths: LengthFn | None = None):
+    def __init__(
+        self, predict: PredictFn, config: BatcherConfig | None = None, lengths: LengthFn | None = None
+    ) -> None:
         self.predict = predict
         self.config = config or BatcherConfig()
         self.lengths = lengths or _char_lengths
@@ -292,8 +241,9 @@ class DynamicBatcher:
     async def _execute(self, batch: list[_Item], now: float) -> None:
         requests = {id(it.request): it.request for it in batch}
         longest = max(it.tokens for it in batch)
-        record = BatchRecord(len(batch), len(requests), sum(it.tokens for it in batch), len(batch) * longest,
-                             now - batch[0].enqueued)  # fmt: skip
+        record = BatchRecord(
+            len(batch), len(requests), sum(it.tokens for it in batch), len(batch) * longest, now - batch[0].enqueued
+        )
         try:
             scores = await self._run([it.pair for it in batch])
         except Exception as exc:

@@ -14,41 +14,43 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .baseline import parse_section, write_atomic
-from .compare import DEFAULT_ALPHA, GateReport, GateSettings, gate, parse_alpha, parse_threshold_rules
 from .errors import RerankPerfError
-from .render import load_report, write_report
-from .report import format_gate, gate_markdown
+from .fsutil import write_atomic
+from .gate.compare import GateReport, gate
+from .gate.thresholds import DEFAULT_ALPHA, GateSettings, parse_alpha, parse_threshold_rules
+from .gate.verdict import format_gate, gate_markdown
+from .report.folder import load_report, write_report
+from .report.run_report import RunReport
+from .store import ModelBaseline
 
 
 def _render(args: argparse.Namespace) -> int:
     source = Path(args.report)
-    data = load_report(source)
+    report = load_report(source)
     out = Path(args.out) if args.out else source.parent
-    for path in write_report(data, out):
+    for path in write_report(report, out):
         print(f"wrote {path}")
     return 0
 
 
-def _section_of(path: Path, data: dict[str, object]) -> object:
-    if not data.get("section"):
+def _section_of(path: Path, report: RunReport) -> ModelBaseline:
+    if report.section is None:
         raise RerankPerfError(f"{path}: the report has no measured cells to compare (no `section`)")
-    return data["section"]
+    return report.section
 
 
-def diff_reports(old_path: Path, new_path: Path, rules: Sequence[str] = (), alpha: str = str(DEFAULT_ALPHA)
-                 ) -> GateReport:  # fmt: skip
+def diff_reports(
+    old_path: Path, new_path: Path, rules: Sequence[str] = (), alpha: str = str(DEFAULT_ALPHA)
+) -> GateReport:
     old, new = load_report(old_path), load_report(new_path)
-    fix = "Re-run the benchmark to write a fresh report."
-    base = parse_section(_section_of(old_path, old), old_path, "section", fix)
-    now = parse_section(_section_of(new_path, new), new_path, "section", fix)
-    old_key, new_key = (old.get("model") or {}).get("key"), (new.get("model") or {}).get("key")
+    base, now = _section_of(old_path, old), _section_of(new_path, new)
+    old_key, new_key = old.model.get("key"), new.model.get("key")
     if old_key != new_key:
         raise RerankPerfError(
             f"the runs measured different models ({old_key} vs {new_key}): the model identity (weights, dtype, "
             "max_length) must match, or the comparison says nothing"
         )
-    kind = "cuda" if (new.get("profile") or {}).get("gpu") else "cpu"
+    kind = "cuda" if new.profile.get("gpu") else "cpu"
     settings = GateSettings.for_device(kind, parse_threshold_rules(rules), parse_alpha(alpha, "--alpha"))
     return gate(base, now, settings, str(old_path), str(new_key))
 
@@ -56,8 +58,8 @@ def diff_reports(old_path: Path, new_path: Path, rules: Sequence[str] = (), alph
 def _diff(args: argparse.Namespace) -> int:
     old_path, new_path = Path(args.old), Path(args.new)
     report = diff_reports(old_path, new_path, args.threshold, args.alpha)
-    old_profile = load_report(old_path)["profile"].get("profile_id")
-    new_profile = load_report(new_path)["profile"].get("profile_id")
+    old_profile = load_report(old_path).profile.get("profile_id")
+    new_profile = load_report(new_path).profile.get("profile_id")
     if old_profile != new_profile:
         print(f"NOTE: different hardware profiles ({old_profile} vs {new_profile}): differences are expected")
     for line in format_gate(report):

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
+from . import device as dev
+from . import nvml
+
 _SOFTWARE = ("torch", "transformers", "sentence-transformers", "tokenizers", "pytest-benchmark", "nvidia-ml-py")
 
 
@@ -94,12 +97,8 @@ def software_versions() -> dict[str, str]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "absent"
-    try:
-        import torch
-
-        versions["torch.cuda"] = torch.version.cuda or "none"
-    except ImportError:
-        pass
+    with contextlib.suppress(ImportError):
+        versions["torch.cuda"] = dev.cuda_build() or "none"
     return versions
 
 
@@ -123,16 +122,13 @@ def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]
         return None, f"NVML unavailable ({exc}); GPU facts come from torch only"
     try:
         # CUDA_VISIBLE_DEVICES renumbers devices for torch but not for NVML: match by UUID where possible.
-        handle = _nvml_handle_for(pynvml, index, getattr(torch_props, "uuid", None))
+        handle = nvml.handle_for(pynvml, index, getattr(torch_props, "uuid", None))
 
         def opt(fn: Any, *args: Any) -> Any:
             try:
                 return fn(*args)
             except pynvml.NVMLError:
                 return None
-
-        def text(value: Any) -> str | None:
-            return value.decode() if isinstance(value, bytes) else value
 
         power_mw = opt(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         mig = opt(pynvml.nvmlDeviceGetMigMode, handle)
@@ -145,11 +141,11 @@ def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]
         return (
             GpuInfo(
                 index=index,
-                name=text(pynvml.nvmlDeviceGetName(handle)) or torch_props.name,
+                name=nvml.text(pynvml.nvmlDeviceGetName(handle)) or torch_props.name,
                 memory_total_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
                 compute_capability=f"{major}.{minor}",
-                uuid=text(opt(pynvml.nvmlDeviceGetUUID, handle)),
-                driver_version=text(opt(pynvml.nvmlSystemGetDriverVersion)),
+                uuid=nvml.text(opt(pynvml.nvmlDeviceGetUUID, handle)),
+                driver_version=nvml.text(opt(pynvml.nvmlSystemGetDriverVersion)),
                 cuda_driver_version=f"{cuda_v // 1000}.{cuda_v % 1000 // 10}" if cuda_v else None,
                 power_limit_w=power_mw / 1000 if power_mw else None,
                 sm_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
@@ -165,18 +161,6 @@ def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]
     finally:
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-
-
-def _nvml_handle_for(pynvml: Any, index: int, torch_uuid: Any) -> Any:
-    if torch_uuid is not None:
-        wanted = str(torch_uuid).removeprefix("GPU-")
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            uuid = pynvml.nvmlDeviceGetUUID(handle)
-            uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
-            if uuid.removeprefix("GPU-").removeprefix("MIG-") == wanted:
-                return handle
-    return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 
 def _throttle_names(pynvml: Any, mask: int | None) -> tuple[str, ...]:
@@ -198,17 +182,11 @@ def detect(device: str = "auto") -> HardwareProfile:
     cpu, cores = cpu_model(), usable_cores()
     gpu: GpuInfo | None = None
     if device != "cpu":
-        try:
-            import torch
-
-            cuda_ok = torch.cuda.is_available()
-        except ImportError:
-            cuda_ok = False
-        if not cuda_ok:
+        if not dev.cuda_available():
             notes.append("no CUDA device visible to torch")
         else:
-            index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else torch.cuda.current_device()
-            props = torch.cuda.get_device_properties(index)
+            index = dev.index_of(device) if dev.is_cuda(device) else dev.current_index()
+            props = dev.properties(index)
             gpu, reason = _nvml_gpu(index, props)
             if gpu is None:
                 notes.append(reason or "NVML unavailable")

@@ -19,25 +19,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import RerankPerfError
+from .stats import Percentiles
 
 Submit = Callable[[int], Awaitable[Any]]  # submit(request_index) -> awaitable that completes with the response
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    p50: float
-    p95: float
-    p99: float
-    mean: float
-    max: float
-
-    @staticmethod
-    def of(samples: list[float]) -> LatencyStats:
-        if not samples:
-            return LatencyStats(math.nan, math.nan, math.nan, math.nan, math.nan)
-        a = np.asarray(samples, dtype=float)
-        p50, p95, p99 = np.percentile(a, [50, 95, 99])
-        return LatencyStats(float(p50), float(p95), float(p99), float(a.mean()), float(a.max()))
 
 
 @dataclass(frozen=True)
@@ -49,7 +33,7 @@ class LoadPoint:
     completed: int
     errors: int
     duration_s: float
-    latency: LatencyStats
+    latency: Percentiles | None  # None when no request completed
     pairs_per_request: int
     target_rate: float | None = None  # open loop: offered requests/s
     arrival_rate: float | None = None  # open loop: requests/s actually issued (the generator's own fidelity)
@@ -65,10 +49,16 @@ class LoadPoint:
         return self.throughput_rps * self.pairs_per_request
 
     def meets(self, p99_target_s: float) -> bool:
-        return self.errors == 0 and self.completed == self.requests and self.latency.p99 <= p99_target_s
+        complete = self.errors == 0 and self.completed == self.requests
+        return complete and self.latency is not None and self.latency.p99 <= p99_target_s
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "throughput_rps": self.throughput_rps, "pairs_per_s": self.pairs_per_s}
+        return {
+            **asdict(self),
+            "latency": self.latency.to_dict() if self.latency else None,
+            "throughput_rps": self.throughput_rps,
+            "pairs_per_s": self.pairs_per_s,
+        }
 
 
 def poisson_schedule(rate: float, requests: int, seed: int = 0) -> np.ndarray:
@@ -95,8 +85,9 @@ async def _timed(submit: Submit, index: int, since: float, latencies: list[float
     latencies.append(time.perf_counter() - since)
 
 
-async def open_loop(submit: Submit, rate: float, requests: int, pairs_per_request: int = 1, seed: int = 0,
-                    server: str = "") -> LoadPoint:  # fmt: skip
+async def open_loop(
+    submit: Submit, rate: float, requests: int, pairs_per_request: int = 1, seed: int = 0, server: str = ""
+) -> LoadPoint:
     """Issue ``requests`` requests at Poisson arrivals of ``rate`` per second and wait for all of them."""
     schedule = poisson_schedule(rate, requests, seed)
     latencies: list[float] = []
@@ -114,14 +105,22 @@ async def open_loop(submit: Submit, rate: float, requests: int, pairs_per_reques
     await asyncio.gather(*tasks)
     end = time.perf_counter()
     return LoadPoint(
-        mode="open", requests=requests, completed=len(latencies), errors=len(errors), duration_s=end - start,
-        latency=LatencyStats.of(latencies), pairs_per_request=pairs_per_request, target_rate=rate,
-        arrival_rate=requests / (last_issue - start) if last_issue > start else math.inf, server=server,
-    )  # fmt: skip
+        mode="open",
+        requests=requests,
+        completed=len(latencies),
+        errors=len(errors),
+        duration_s=end - start,
+        latency=Percentiles.of(latencies) if latencies else None,
+        pairs_per_request=pairs_per_request,
+        target_rate=rate,
+        arrival_rate=requests / (last_issue - start) if last_issue > start else math.inf,
+        server=server,
+    )
 
 
-async def closed_loop(submit: Submit, concurrency: int, requests: int, pairs_per_request: int = 1,
-                      server: str = "") -> LoadPoint:  # fmt: skip
+async def closed_loop(
+    submit: Submit, concurrency: int, requests: int, pairs_per_request: int = 1, server: str = ""
+) -> LoadPoint:
     """``concurrency`` callers, each sending its next request when its last returns, ``requests`` in all."""
     if concurrency < 1:
         raise RerankPerfError(f"concurrency {concurrency!r}: need at least one caller")
@@ -136,10 +135,16 @@ async def closed_loop(submit: Submit, concurrency: int, requests: int, pairs_per
     start = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return LoadPoint(
-        mode="closed", requests=requests, completed=len(latencies), errors=len(errors),
-        duration_s=time.perf_counter() - start, latency=LatencyStats.of(latencies),
-        pairs_per_request=pairs_per_request, concurrency=concurrency, server=server,
-    )  # fmt: skip
+        mode="closed",
+        requests=requests,
+        completed=len(latencies),
+        errors=len(errors),
+        duration_s=time.perf_counter() - start,
+        latency=Percentiles.of(latencies) if latencies else None,
+        pairs_per_request=pairs_per_request,
+        concurrency=concurrency,
+        server=server,
+    )
 
 
 @dataclass
@@ -168,9 +173,13 @@ class RateSearch:
 
 
 async def find_max_rate(
-    measure: Callable[[float], Awaitable[LoadPoint]], p99_target_s: float, start_rate: float,
-    max_rate: float = 1e6, min_rate: float | None = None, refine_steps: int = 3,
-) -> RateSearch:  # fmt: skip
+    measure: Callable[[float], Awaitable[LoadPoint]],
+    p99_target_s: float,
+    start_rate: float,
+    max_rate: float = 1e6,
+    min_rate: float | None = None,
+    refine_steps: int = 3,
+) -> RateSearch:
     """Double the rate until p99 misses the target, then bisect (geometrically) between the last pass and fail."""
     search = RateSearch(p99_target_s)
     floor = min_rate or start_rate / 64

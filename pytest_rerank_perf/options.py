@@ -7,12 +7,15 @@ from typing import Any
 
 import pytest
 
-from .baseline import RECORD_COMMAND
-from .compare import DEFAULT_ALPHA, ThresholdRule, parse_alpha, parse_percent, parse_threshold_rules
+from .backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
+from .backends.cross_encoder import validate_max_length
 from .errors import UsageError, WorkloadError
-from .model import DEFAULT_MAX_LENGTH, DEVICE_CHOICES, DTYPE_ALIASES, MODEL_CHOICES, validate_max_length
+from .gate.thresholds import DEFAULT_ALPHA, ThresholdRule, parse_alpha, parse_percent, parse_threshold_rules
+from .lengths import LengthDist, parse_length_dist
 from .scenarios import BUILT_IN, Scenario, parse_scenarios
-from .workload import LengthDist, WorkloadSpec, parse_length_dist
+from .store import RECORD_COMMAND
+from .validation import DEVICE_CHOICES, canonical_dtype, device_text, parse_int, parse_int_list
+from .workload import WorkloadSpec
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)
@@ -23,42 +26,85 @@ DEFAULT_PAIR_TOKENS = "fixed:256"
 
 # (option, ini key, default, help)
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("--rerank-model", "rerank_model", "auto",
-     f"model to measure: {MODEL_CHOICES} (auto: twin on GPU, twin-tiny on CPU)"),
+    (
+        "--rerank-model",
+        "rerank_model",
+        "auto",
+        f"model to measure: {MODEL_CHOICES} (auto: twin on GPU, twin-tiny on CPU)",
+    ),
+    ("--rerank-backend", "rerank_backend", DEFAULT_BACKEND, f"what serves the model: {', '.join(LOADERS)}"),
     ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
     ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
     ("--rerank-max-length", "rerank_max_length", str(DEFAULT_MAX_LENGTH), "tokens per pair before truncation"),
     ("--rerank-batch-sizes", "rerank_batch_sizes", "", "comma-separated batch sizes (default depends on device)"),
     ("--rerank-num-pairs", "rerank_num_pairs", "", "comma-separated pairs per predict call (default by device)"),
-    ("--rerank-pair-tokens", "rerank_pair_tokens", DEFAULT_PAIR_TOKENS,
-     "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN"),
+    (
+        "--rerank-pair-tokens",
+        "rerank_pair_tokens",
+        DEFAULT_PAIR_TOKENS,
+        "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN",
+    ),
     ("--rerank-seed", "rerank_seed", "0", "workload seed"),
-    ("--rerank-rounds", "rerank_rounds", "auto",
-     "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.5 s on CPU; 3x when recording) "
-     "or a number"),
-    ("--rerank-cpu-threads", "rerank_cpu_threads", "1",
-     "torch threads on the CPU fallback (1: a shared 2-core machine repeats far better on one thread)"),
-    ("--rerank-gate", "rerank_gate", "auto",
-     "what a regression does: enforce (fail the run), advisory (report only), off; auto: enforce on a GPU, "
-     "advisory on the CPU fallback, where one run differs from the next by up to ~35 percent"),
-    ("--rerank-baseline-dir", "rerank_baseline_dir", "baselines",
-     "directory of baseline profiles (one JSON per hardware profile), relative to the rootdir"),
-    ("--rerank-alpha", "rerank_alpha", str(DEFAULT_ALPHA),
-     "significance level of the gate's one-sided Mann-Whitney U test"),
-    ("--rerank-report-dir", "rerank_report_dir", "reports",
-     "the report folder (index.md, report.json, plots, gate verdicts), relative to the rootdir"),
-    ("--rerank-inject-slowdown", "rerank_inject_slowdown", "0",
-     "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires"),
-)  # fmt: skip
+    (
+        "--rerank-rounds",
+        "rerank_rounds",
+        "auto",
+        "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.5 s on CPU; 3x when recording) "
+        "or a number",
+    ),
+    (
+        "--rerank-cpu-threads",
+        "rerank_cpu_threads",
+        "1",
+        "torch threads on the CPU fallback (1: a shared 2-core machine repeats far better on one thread)",
+    ),
+    (
+        "--rerank-gate",
+        "rerank_gate",
+        "auto",
+        "what a regression does: enforce (fail the run), advisory (report only), off; auto: enforce on a GPU, "
+        "advisory on the CPU fallback, where one run differs from the next by up to ~35 percent",
+    ),
+    (
+        "--rerank-baseline-dir",
+        "rerank_baseline_dir",
+        "baselines",
+        "directory of baseline profiles (one JSON per hardware profile), relative to the rootdir, or a store URL",
+    ),
+    (
+        "--rerank-alpha",
+        "rerank_alpha",
+        str(DEFAULT_ALPHA),
+        "significance level of the gate's one-sided Mann-Whitney U test",
+    ),
+    (
+        "--rerank-report-dir",
+        "rerank_report_dir",
+        "reports",
+        "the report folder (index.md, report.json, plots, gate verdicts), relative to the rootdir",
+    ),
+    (
+        "--rerank-inject-slowdown",
+        "rerank_inject_slowdown",
+        "0",
+        "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires",
+    ),
+)
 # (flag, dest, help): on/off switches, command line only
 _FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("--rerank-save-baseline", "rerank_save_baseline",
-     f"record this run as the baseline for this hardware profile and model (see `{RECORD_COMMAND}`)"),
+    (
+        "--rerank-save-baseline",
+        "rerank_save_baseline",
+        f"record this run as the baseline for this hardware profile and model (see `{RECORD_COMMAND}`)",
+    ),
     ("--rerank-force", "rerank_force", "with --rerank-save-baseline: replace cells already recorded"),
-    ("--rerank-baseline-append", "rerank_baseline_append",
-     "with --rerank-save-baseline: pool this run's samples into cells already recorded (another process)"),
+    (
+        "--rerank-baseline-append",
+        "rerank_baseline_append",
+        "with --rerank-save-baseline: pool this run's samples into cells already recorded (another process)",
+    ),
     ("--rerank-require-baseline", "rerank_require_baseline", "fail the run when there is no baseline to compare"),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +130,7 @@ class RerankOptions:
     report_dir: str = "reports"
     inject_slowdown: float = 0.0
     scenarios: tuple[Scenario, ...] = BUILT_IN
+    backend: str = DEFAULT_BACKEND
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -105,17 +152,25 @@ def add_options(parser: pytest.Parser) -> None:
     for flag, dest, help_text in _FLAGS:
         group.addoption(flag, dest=dest, action="store_true", default=False, help=help_text)
     group.addoption(
-        "--rerank-threshold", dest="rerank_threshold", action="append", default=[], metavar="[PATTERN:]METRIC=PCT",
+        "--rerank-threshold",
+        dest="rerank_threshold",
+        action="append",
+        default=[],
+        metavar="[PATTERN:]METRIC=PCT",
         help="gate threshold, e.g. throughput=5%% or '*-n10/bs1:latency=10%%' (repeatable; after the ini lines)",
-    )  # fmt: skip
+    )
     parser.addini(
-        "rerank_thresholds", type="linelist", default=[],
+        "rerank_thresholds",
+        type="linelist",
+        default=[],
         help="gate thresholds, one [PATTERN:]METRIC=PCT per line (metrics: throughput, latency, vram)",
-    )  # fmt: skip
+    )
     parser.addini(
-        "rerank_scenarios", type="linelist", default=[],
+        "rerank_scenarios",
+        type="linelist",
+        default=[],
         help="scenario changes or additions, one 'NAME: pairs=1-10 p99=50ms [vram=4GiB] [concurrent=yes]' per line",
-    )  # fmt: skip
+    )
 
 
 def _raw(config: pytest.Config, ini: str) -> str:
@@ -123,35 +178,11 @@ def _raw(config: pytest.Config, ini: str) -> str:
     return str(value if value is not None else config.getini(ini)).strip()
 
 
-def parse_int(name: str, text: str, minimum: int = 1) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{name} {text!r}: expected an integer") from None
-    if value < minimum:
-        raise UsageError(f"{name} {value}: must be at least {minimum}")
-    return value
-
-
-def parse_int_list(name: str, text: str) -> tuple[int, ...] | None:
-    """``"1,2,4"`` -> (1, 2, 4); empty -> None (use the default). Duplicates are dropped, order kept sorted."""
-    if not text:
-        return None
-    items = [item.strip() for item in text.split(",")]
-    if any(not item for item in items):
-        raise UsageError(f"{name} {text!r}: empty entry; give comma-separated positive integers like 1,8,32")
-    return tuple(sorted({parse_int(name, item) for item in items}))
-
-
 def parse_options(config: pytest.Config) -> RerankOptions:
     """All option values, validated; raises UsageError naming the option and the fix."""
     raw: dict[str, Any] = {ini: _raw(config, ini) for _, ini, _, _ in _OPTIONS}
-    dtype = raw["rerank_dtype"].lower()
-    if dtype != "auto" and dtype not in DTYPE_ALIASES:
-        raise UsageError(f"--rerank-dtype {dtype!r} is not a precision; use auto, fp32, fp16 or bf16.")
-    device = raw["rerank_device"].lower()
-    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise UsageError(f"--rerank-device {device!r} is not a device; use {DEVICE_CHOICES}.")
+    dtype = canonical_dtype(raw["rerank_dtype"])
+    device = device_text(raw["rerank_device"])
     max_length = validate_max_length(parse_int("--rerank-max-length", raw["rerank_max_length"]))
     try:
         pair_tokens = parse_length_dist(raw["rerank_pair_tokens"])
@@ -179,6 +210,7 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         report_dir=raw["rerank_report_dir"] or "reports",
         inject_slowdown=_parse_slowdown(raw["rerank_inject_slowdown"]),
         scenarios=parse_scenarios(config.getini("rerank_scenarios")),
+        backend=_parse_choice("--rerank-backend", raw["rerank_backend"], tuple(LOADERS)),
     )
 
 

@@ -55,9 +55,15 @@ BUILT_IN: tuple[Scenario, ...] = (
     Scenario("realtime", 1, 10, 0.050, description="real-time API: one query reranks 1-10 documents within an SLO"),
     Scenario("offline", 50, None, 2.0, description="offline bulk: 50-200+ documents per query, throughput first"),
     Scenario("edge", 1, 5, 0.100, 4 * 2**30, description="edge: 1-5 documents, low memory (4 GiB)"),
-    Scenario("concurrent", 10, 10, 0.200, concurrent=True,
-             description="high concurrency: many queries of 10 documents at once, merged by the dynamic batcher"),
-)  # fmt: skip
+    Scenario(
+        "concurrent",
+        10,
+        10,
+        0.200,
+        concurrent=True,
+        description="high concurrency: many queries of 10 documents at once, merged by the dynamic batcher",
+    ),
+)
 
 # key -> (units, what it is, examples)
 _QUANTITIES: dict[str, tuple[dict[str, float], str, str]] = {
@@ -202,8 +208,14 @@ def recommend_from_cells(
     if scenario.vram_bytes is not None and not any(_vram(c) for c in ok):
         notes.append("no VRAM figure here (CPU): the VRAM cap was not checked")
     if not feasible:
-        return Recommendation(scenario.name, scenario.description, None, max_length=max_length, judged_on=tuple(sizes),
-                              notes=(*notes, "no batch size meets the limits: " + "; ".join(rejected)))  # fmt: skip
+        return Recommendation(
+            scenario.name,
+            scenario.description,
+            None,
+            max_length=max_length,
+            judged_on=tuple(sizes),
+            notes=(*notes, "no batch size meets the limits: " + "; ".join(rejected)),
+        )
     feasible.sort(key=lambda f: (-f[0], f[1]))
     best_tp, best_bs, p99, vram = feasible[0]
     margin = []
@@ -220,21 +232,35 @@ def recommend_from_cells(
     if default and best_bs != PREDICT_DEFAULT_BATCH:
         margin.append(f"{best_tp / default[0] - 1:+.1%} over predict's default bs {PREDICT_DEFAULT_BATCH}")
     return Recommendation(
-        scenario.name, scenario.description, best_bs, max_length=max_length, judged_on=tuple(sizes),
-        pairs_per_s=best_tp, p99_s=p99, vram_bytes=vram, margin="; ".join(margin), notes=tuple(notes),
-    )  # fmt: skip
+        scenario.name,
+        scenario.description,
+        best_bs,
+        max_length=max_length,
+        judged_on=tuple(sizes),
+        pairs_per_s=best_tp,
+        p99_s=p99,
+        vram_bytes=vram,
+        margin="; ".join(margin),
+        notes=tuple(notes),
+    )
 
 
 def recommend_from_load(scenario: Scenario, load: Mapping[str, Any] | None) -> Recommendation:
     """The server configuration with the highest arrival rate that met the SLO in the load benchmark."""
     if not load or not load.get("servers"):
-        return Recommendation(scenario.name, scenario.description, None,
-                              notes=("the dynamic-batcher load benchmark did not run",))  # fmt: skip
+        return Recommendation(
+            scenario.name, scenario.description, None, notes=("the dynamic-batcher load benchmark did not run",)
+        )
     rates = {name: s.get("max_rate") for name, s in load["servers"].items()}
     passing = sorted(((r, name) for name, r in rates.items() if r), reverse=True)
     if not passing:
-        return Recommendation(scenario.name, scenario.description, None, judged_on=(int(load["pairs_per_request"]),),
-                              notes=("no server configuration met the p99 target at any rate tried",))  # fmt: skip
+        return Recommendation(
+            scenario.name,
+            scenario.description,
+            None,
+            judged_on=(int(load["pairs_per_request"]),),
+            notes=("no server configuration met the p99 target at any rate tried",),
+        )
     rate, name = passing[0]
     server = load["servers"][name]
     best = max((p for p in server["points"] if p["target_rate"] == rate), key=lambda p: p["target_rate"])
@@ -243,16 +269,24 @@ def recommend_from_load(scenario: Scenario, load: Mapping[str, Any] | None) -> R
     if fixed and name != load.get("reference"):
         margin.append(f"{rate / fixed:.2f}x the rate of per-request predict ({load['reference']})")
     return Recommendation(
-        scenario.name, scenario.description, server.get("max_batch"), server=name,
-        judged_on=(int(load["pairs_per_request"]),), pairs_per_s=best["pairs_per_s"], p99_s=best["latency"]["p99"],
-        max_rate=rate, margin="; ".join(margin),
-    )  # fmt: skip
+        scenario.name,
+        scenario.description,
+        server.get("max_batch"),
+        server=name,
+        judged_on=(int(load["pairs_per_request"]),),
+        pairs_per_s=best["pairs_per_s"],
+        p99_s=best["latency"]["p99"],
+        max_rate=rate,
+        margin="; ".join(margin),
+    )
 
 
 def recommend(
-    scenarios: Sequence[Scenario], cells: Sequence[Mapping[str, Any]], max_length: int | None,
+    scenarios: Sequence[Scenario],
+    cells: Sequence[Mapping[str, Any]],
+    max_length: int | None,
     load: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Recommendation]:  # fmt: skip
+) -> list[Recommendation]:
     """One recommendation per scenario; ``load`` maps a concurrent scenario's name to its load results."""
     return [
         recommend_from_load(s, (load or {}).get(s.name)) if s.concurrent else recommend_from_cells(s, cells, max_length)

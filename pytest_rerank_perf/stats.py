@@ -1,4 +1,5 @@
-"""Statistics on round samples: Mann-Whitney U (exact for small samples) and a bootstrap CI of a ratio of medians.
+"""Statistics on samples: percentiles (the one summary type of latencies), Mann-Whitney U (exact for small
+samples) and a bootstrap CI of a ratio of medians.
 
 Kept free of scipy (not a dependency). Rounds of a benchmark are not normally distributed (a shared machine adds
 a long right tail), so the gate uses a rank test, as asv does, rather than a t-test.
@@ -7,10 +8,64 @@ a long right tail), so the gate uses a rank test, as asv does, rather than a t-t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Summary of a set of durations (seconds): per call, per batch, per request."""
+
+    median: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    max: float
+    count: int
+
+    @staticmethod
+    def of(samples: Sequence[float]) -> Percentiles:
+        if not len(samples):
+            raise ValueError("no samples")
+        a = np.asarray(samples, dtype=float)
+        p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
+        return Percentiles(float(p50), float(p90), float(p95), float(p99), float(a.mean()), float(a.max()), len(a))
+
+    @property
+    def p50(self) -> float:
+        return self.median
+
+    def to_dict(self) -> dict[str, float | int]:
+        """``median`` and ``p50`` both: cell tables read the one, load tables the other."""
+        return {
+            "median": self.median,
+            "p50": self.median,
+            "p90": self.p90,
+            "p95": self.p95,
+            "p99": self.p99,
+            "mean": self.mean,
+            "max": self.max,
+            "count": self.count,
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Percentiles:
+        median = float(data.get("median", data.get("p50")))
+        return Percentiles(
+            median=median,
+            p90=float(data.get("p90", median)),
+            p95=float(data.get("p95", median)),
+            p99=float(data["p99"]),
+            mean=float(data.get("mean", median)),
+            max=float(data.get("max", data["p99"])),
+            count=int(data.get("count", 0)),
+        )
+
 
 EXACT_LIMIT = 2500  # m * n up to which the exact null distribution of U is used (no ties)
 

@@ -124,8 +124,7 @@ TWINS: dict[str, TwinSpec] = {"twin": FULL_TWIN, "twin-tiny": TINY_TWIN}
 
 _SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 _MASK = "<mask>"
-_ONSETS = ("", "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
-           "br", "ch", "st", "tr", "pl", "sh", "th")  # fmt: skip
+_ONSETS = ("", *"b c d f g h j k l m n p r s t v w z br ch st tr pl sh th".split())
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ou", "y")
 _CODAS = ("", "n", "r", "s", "t", "l", "m", "k", "nd", "st")
 

@@ -4,128 +4,44 @@ Speed and memory depend on token counts, not on text, so a workload is specified
 pair* lengths (``<s> q </s></s> d </s>``: special tokens included) and rendered into text under the active
 tokenizer. The target lengths depend only on the seed, so the real model and its twin see the same token counts
 even though their tokenizers split words differently.
+
+The length distributions live in ``lengths`` and the pair helpers in ``pairs``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from .errors import WorkloadError
+from .lengths import Fixed, LengthDist, LongTail, Uniform, parse_length_dist
 from .lexicon import SCRIPTS
+from .pairs import Pair, check_pairs, crossencoder_order, encoded_lengths, load_jsonl_pairs
+from .validation import positive_int
 
-Pair = tuple[str, str]
+__all__ = [
+    "Fixed",
+    "LengthDist",
+    "LongTail",
+    "Pair",
+    "TokenStats",
+    "Uniform",
+    "Workload",
+    "WorkloadSpec",
+    "build_workload",
+    "check_pairs",
+    "crossencoder_order",
+    "encoded_lengths",
+    "load_jsonl_pairs",
+    "parse_length_dist",
+    "workload_from_pairs",
+]
+
 _MAX_FIXUPS = 256
-
-
-class LengthDist(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def low(self) -> int: ...
-
-    def sample(self, rng: random.Random, n: int) -> list[int]: ...
-
-
-@dataclass(frozen=True)
-class Fixed:
-    tokens: int
-
-    def __post_init__(self) -> None:
-        _check_positive("fixed length", self.tokens)
-
-    @property
-    def id(self) -> str:
-        return f"fixed{self.tokens}"
-
-    @property
-    def low(self) -> int:
-        return self.tokens
-
-    def sample(self, rng: random.Random, n: int) -> list[int]:
-        return [self.tokens] * n
-
-
-@dataclass(frozen=True)
-class Uniform:
-    low: int
-    high: int
-
-    def __post_init__(self) -> None:
-        _check_positive("uniform low", self.low)
-        if self.high < self.low:
-            raise WorkloadError(f"uniform:{self.low}-{self.high}: the upper bound is below the lower bound")
-
-    @property
-    def id(self) -> str:
-        return f"uniform{self.low}-{self.high}"
-
-    def sample(self, rng: random.Random, n: int) -> list[int]:
-        return [rng.randint(self.low, self.high) for _ in range(n)]
-
-
-@dataclass(frozen=True)
-class LongTail:
-    """Log-normal passage lengths clipped to [low, high]: most passages short, a long tail of long ones.
-
-    The default (median 160, sigma 0.6) puts p10 at ~75 and p90 at ~345 tokens, the shape of chunked web and
-    document passages in RAG pipelines.
-    """
-
-    median: int = 160
-    sigma: float = 0.6
-    low: int = 32
-    high: int = 1024
-
-    def __post_init__(self) -> None:
-        _check_positive("longtail median", self.median)
-        _check_positive("longtail low", self.low)
-        if not self.low <= self.median <= self.high:
-            raise WorkloadError(f"longtail: need low <= median <= high, got {self.low}, {self.median}, {self.high}")
-        if not 0 < self.sigma < 3:
-            raise WorkloadError(f"longtail sigma {self.sigma}: use a value between 0 and 3")
-
-    @property
-    def id(self) -> str:
-        return f"longtail{self.median}s{self.sigma:g}r{self.low}-{self.high}"
-
-    def sample(self, rng: random.Random, n: int) -> list[int]:
-        mu = math.log(self.median)
-        return [min(self.high, max(self.low, round(rng.lognormvariate(mu, self.sigma)))) for _ in range(n)]
-
-
-def _check_positive(what: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise WorkloadError(f"{what} must be a positive integer number of tokens, got {value!r}")
-
-
-def parse_length_dist(text: str) -> LengthDist:
-    """``128``, ``fixed:128``, ``uniform:64-256``, ``longtail`` or ``longtail:MEDIAN``."""
-    kind, _, arg = text.strip().lower().partition(":")
-    try:
-        if kind.isdigit():
-            return Fixed(int(kind))
-        if kind == "fixed":
-            return Fixed(int(arg))
-        if kind == "uniform":
-            low, _, high = arg.partition("-")
-            return Uniform(int(low), int(high))
-        if kind == "longtail":
-            return LongTail(int(arg)) if arg else LongTail()
-    except ValueError:
-        pass
-    raise WorkloadError(
-        f"length distribution {text!r} not understood; use N, fixed:N, uniform:LOW-HIGH, longtail or longtail:MEDIAN"
-    )
 
 
 @dataclass(frozen=True)
@@ -143,7 +59,7 @@ class WorkloadSpec:
         if not self.scripts or unknown:
             raise WorkloadError(f"scripts {list(self.scripts)}: choose from {sorted(SCRIPTS)}")
         if self.docs_per_query is not None:
-            _check_positive("docs_per_query", self.docs_per_query)
+            positive_int(self.docs_per_query, "docs_per_query", WorkloadError)
 
     @property
     def id(self) -> str:
@@ -199,45 +115,6 @@ class Workload:
         return TokenStats(
             len(self.pairs), batch_size, len(shapes), self.real_tokens(max_length), sum(costs), max(costs, default=0)
         )
-
-    def head(self, n: int) -> Workload:
-        return Workload(f"{self.id}-n{n}", self.pairs[:n], self.token_lengths[:n])
-
-
-def crossencoder_order(pairs: Sequence[Pair]) -> list[int]:
-    """The order in which ``CrossEncoder.predict`` batches pairs: longest *character* length first.
-
-    Mirrors sentence-transformers' ``np.argsort([-len(q) - len(d)])`` call exactly, ties included.
-    """
-    return [int(i) for i in np.argsort([-(len(q) + len(d)) for q, d in pairs])]
-
-
-def check_pairs(pairs: Any, caller: str) -> list[Pair]:
-    """``pairs`` as a list of (query, document) str tuples; a TypeError naming ``caller`` and the bad item otherwise."""
-    if pairs is None:
-        raise TypeError(f"{caller}: pairs is None; pass a list of (query, document) pairs")
-    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
-        raise TypeError(f"{caller}: pairs must be a list of (query, document) pairs, got {type(pairs).__name__}")
-    out = []
-    for i, pair in enumerate(pairs):
-        if (
-            isinstance(pair, str | bytes)
-            or not isinstance(pair, Sequence)
-            or len(pair) != 2
-            or not all(isinstance(t, str) for t in pair)
-        ):
-            raise TypeError(f"{caller}: pairs[{i}] is {pair!r}; each item must be a (query, document) pair of str")
-        out.append((pair[0], pair[1]))
-    return out
-
-
-def encoded_lengths(tokenizer: Any, pairs: Sequence[Pair]) -> list[int]:
-    """Untruncated encoded pair lengths, computed the way predict encodes (batched: an empty document still gets
-    the pair template, which the single-pair call would drop)."""
-    if not pairs:
-        return []
-    enc = tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation=False, verbose=False)
-    return [len(ids) for ids in enc["input_ids"]]
 
 
 class _TextMaker:
@@ -311,7 +188,7 @@ class _TextMaker:
 
 def build_workload(spec: WorkloadSpec, tokenizer: Any, num_pairs: int) -> Workload:
     """``num_pairs`` pairs whose encoded lengths equal the lengths drawn from ``spec.pair_tokens``, exactly."""
-    _check_positive("num_pairs", num_pairs)
+    positive_int(num_pairs, "num_pairs", WorkloadError)
     # Separate streams: target lengths depend only on the seed, never on how a tokenizer splits words.
     length_rng = random.Random(spec.seed)
     text_rng = random.Random(spec.seed + 1_000_003)
@@ -345,37 +222,3 @@ def workload_from_pairs(pairs: Iterable[Pair], tokenizer: Any, name: str) -> Wor
         raise WorkloadError(f"workload {name!r} has no pairs")
     digest = hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()[:10]
     return Workload(f"{name}-{digest}-n{len(items)}", items, tuple(encoded_lengths(tokenizer, items)))
-
-
-_JSONL_SHAPE = 'each line must be a JSON object like {"query": "...", "document": "..."}'
-
-
-def load_jsonl_pairs(path: str | Path) -> list[Pair]:
-    """Read user pairs from JSONL. Blank lines are skipped; anything else malformed is an error naming the line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: no such file; pass a JSONL file where {_JSONL_SHAPE}") from None
-    except UnicodeDecodeError as exc:
-        raise WorkloadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    pairs: list[Pair] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise WorkloadError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); {_JSONL_SHAPE}") from None
-        if not isinstance(obj, dict):
-            raise WorkloadError(f"{where}: expected a JSON object, got {type(obj).__name__}; {_JSONL_SHAPE}")
-        for key in ("query", "document"):
-            if key not in obj:
-                raise WorkloadError(f"{where}: missing key {key!r}; {_JSONL_SHAPE}")
-            if not isinstance(obj[key], str):
-                raise WorkloadError(f"{where}: {key!r} must be a string, got {type(obj[key]).__name__}")
-        pairs.append((obj["query"], obj["document"]))
-    if not pairs:
-        raise WorkloadError(f"{path}: contains no pairs; {_JSONL_SHAPE}")
-    return pairs

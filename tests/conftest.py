@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rerank_perf.model import LoadedModel, load_model
+from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
 from pytest_rerank_perf.twin import TINY_TWIN, ensure_twin
 
 pytest_plugins = ["pytester"]
@@ -24,12 +24,12 @@ def tiny_twin_dir(twin_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(twin_cache: Path, tiny_twin_dir: Path) -> Iterator[LoadedModel]:
+def tiny_model(twin_cache: Path, tiny_twin_dir: Path) -> Iterator[CrossEncoderReranker]:
     return load_model("twin-tiny", device="cpu", dtype="fp32", max_length=512, cache_dir=twin_cache)
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer(tiny_model: LoadedModel) -> object:
+def tiny_tokenizer(tiny_model: CrossEncoderReranker) -> object:
     return tiny_model.tokenizer
 
 

@@ -11,19 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_rerank_perf.baseline import (
-    BaselineCell,
-    BaselineError,
-    BaselineProfile,
-    MetricSummary,
-    ModelBaseline,
-    dumps,
-    load_profile,
-    merge,
-    parse_profile,
-    record,
-    write_atomic,
-)
+from pytest_rerank_perf.fsutil import write_atomic
+from pytest_rerank_perf.store.json_files import merge, record
+from pytest_rerank_perf.store.reader import BaselineError, parse_profile, read_profile
+from pytest_rerank_perf.store.schema import BaselineCell, BaselineProfile, MetricSummary, ModelBaseline, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "twin:tiny:abc:fp32:L512"
@@ -34,9 +25,12 @@ def _cell(batch_size: int = 4, scale: float = 1.0, seed: int = 0) -> BaselineCel
     samples = list(scale * 500 * np.exp(rng.normal(0, 0.03, 12)))
     return BaselineCell(
         workload_id="fixed256-s0-n12", num_pairs=12, batch_size=batch_size, rounds=12,
-        throughput=MetricSummary.of(samples, "pairs/s"),
-        latency=MetricSummary.of([1 / s for s in samples], "s/batch"),
-        tokens_per_s=128000.0, peak_vram_bytes=None, recorded_at="2026-11-24T00:00:00Z",
+        samples={
+            "throughput": MetricSummary.of(samples, "pairs/s"),
+            "latency": MetricSummary.of([1 / s for s in samples], "s/batch"),
+        },
+        values={"vram": None, "energy": None},
+        tokens_per_s=128000.0, recorded_at="2026-11-24T00:00:00Z",
     )  # fmt: skip
 
 
@@ -59,8 +53,8 @@ def _write(tmp_path: Path, profile: BaselineProfile) -> Path:
 def test_round_trip_is_exact(tmp_path: Path) -> None:
     profile = merge(None, KEY, _section(_cell(4), _cell(12)), force=False)
     path = _write(tmp_path, profile)
-    assert load_profile(path) == profile
-    assert load_profile(tmp_path / "absent.json") is None
+    assert read_profile(path) == profile
+    assert read_profile(tmp_path / "absent.json") is None
 
 
 def _corrupt(data: dict[str, Any], edit: str) -> None:
@@ -104,7 +98,7 @@ def test_hand_edited_files_name_file_and_field(tmp_path: Path, edit: str, field:
     path.write_text(json.dumps(data))
     before = path.read_bytes()
     with pytest.raises(BaselineError) as info:
-        load_profile(path)
+        read_profile(path)
     message = str(info.value)
     for part in (str(path), field, problem):
         assert part in message
@@ -120,14 +114,14 @@ def test_record_refuses_clashes_without_force_and_keeps_unmeasured_cells(tmp_pat
         record(path, KEY, _section(_cell(12, scale=2)), force=False)
     assert path.read_bytes() == before
     record(path, KEY, _section(_cell(12, scale=2)), force=True)
-    stored = load_profile(path)
+    stored = read_profile(path)
     assert stored is not None
     cells = stored.models[KEY].cells
     assert cells[_cell(4).key] == _cell(4)  # not re-measured: kept as it was
     assert cells[_cell(12).key].throughput.median == pytest.approx(2 * _cell(12).throughput.median, rel=1e-5)
     # another model identity is added beside, without force
     record(path, "twin:tiny:abc:fp32:L256", _section(_cell(4)), force=False)
-    stored = load_profile(path)
+    stored = read_profile(path)
     assert stored is not None
     assert set(stored.models) == {KEY, "twin:tiny:abc:fp32:L256"}
 
@@ -137,7 +131,7 @@ def test_append_pools_samples_of_another_run(tmp_path: Path) -> None:
     first, second = _cell(4, seed=1), _cell(4, seed=2)
     record(path, KEY, _section(first), force=False)
     record(path, KEY, _section(second), force=False, append=True)
-    stored = load_profile(path)
+    stored = read_profile(path)
     assert stored is not None
     cell = stored.models[KEY].cells[first.key]
     assert cell.runs == 2
@@ -174,7 +168,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for p in procs:
         p.join()
         assert p.exitcode == 0
-    stored = load_profile(path)
+    stored = read_profile(path)
     assert stored is not None
     assert sorted(c.batch_size for c in stored.models[KEY].cells.values()) == [1, 2, 3, 4, 5, 6]
 
@@ -183,7 +177,7 @@ def test_every_committed_baseline_file_is_valid() -> None:
     files = sorted((ROOT / "baselines").glob("*.json"))
     assert files, "baselines/ must hold at least the CPU reference profile"
     for path in files:
-        profile = load_profile(path)
+        profile = read_profile(path)
         assert profile is not None, path
         assert profile.models, path
         for key, section in profile.models.items():
@@ -196,7 +190,7 @@ def test_every_committed_baseline_file_is_valid() -> None:
 def test_cpu_reference_profile_is_labelled_cpu_and_tiny_twin() -> None:
     cpu = [p for p in (ROOT / "baselines").glob("cpu-*.json")]
     assert cpu
-    profile = load_profile(cpu[0])
+    profile = read_profile(cpu[0])
     assert profile is not None
     sections = profile.models.values()
     assert any(s.identity["name"].endswith("tiny-twin") and s.hardware["kind"] == "cpu" for s in sections)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.batching import (
     BatcherClosed,
     BatcherConfig,
@@ -20,8 +21,7 @@ from pytest_rerank_perf.batching import (
     token_counter,
 )
 from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.invariance import ABS_TOLERANCE
-from pytest_rerank_perf.model import LoadedModel
+from pytest_rerank_perf.measurements.invariance import ABS_TOLERANCE
 from pytest_rerank_perf.workload import Pair, Uniform, WorkloadSpec, build_workload
 
 T = TypeVar("T")
@@ -100,7 +100,7 @@ def test_concurrent_callers_each_get_exactly_their_own_scores() -> None:
     assert sorted(model.computed) == sorted(p for ps in requests.values() for p in ps)  # each pair exactly once
 
 
-def test_scores_through_the_batcher_equal_direct_predict(tiny_model: LoadedModel) -> None:
+def test_scores_through_the_batcher_equal_direct_predict(tiny_model: CrossEncoderReranker) -> None:
     ce = tiny_model.cross_encoder
     spec = WorkloadSpec(Uniform(16, 200), seed=3)
     pool = build_workload(spec, tiny_model.tokenizer, 96).pairs

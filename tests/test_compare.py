@@ -8,9 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_rerank_perf.compare import GateSettings, compare_samples, compare_value, parse_threshold_rules
+from pytest_rerank_perf.backends.standin import CostModel, VirtualClock
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.power import SHARED_CPU, PowerSettings, StandInModel, VirtualClock, firing_rate
+from pytest_rerank_perf.gate.compare import compare_samples, compare_value
+from pytest_rerank_perf.gate.detection_power import SHARED_CPU, NoisyCost, PowerSettings, firing_rate
+from pytest_rerank_perf.gate.thresholds import GateSettings, parse_threshold_rules
 from pytest_rerank_perf.stats import bootstrap_ratio_ci, mann_whitney_less
 
 GPU = GateSettings.for_device("cuda")
@@ -94,8 +96,8 @@ def test_threshold_rules_last_match_wins() -> None:
 def test_stand_in_costs_what_it_says() -> None:
     clock = VirtualClock()
     quiet = replace(SHARED_CPU, round_sigma=0.0, run_sigma=0.0, outlier_rate=0.0)
-    model = StandInModel(1e-3, quiet, slowdown=0.1, seed=0, clock=clock)
-    model.predict([("q", "d")] * 50)
+    model = CostModel(NoisyCost(1e-3, quiet, slowdown=0.1, seed=0), clock)
+    model.predict([("q", "d")] * 50, 50)
     assert clock.now == pytest.approx(50 * 1e-3 * 1.1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,34 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rerank_perf.invariance import check_invariance, logits, tolerance
-from pytest_rerank_perf.model import LoadedModel
+from pytest_rerank_perf.backends import CrossEncoderReranker
+from pytest_rerank_perf.backends.standin import SkewedLogits, Wrapped
+from pytest_rerank_perf.measurements.invariance import check_invariance, tolerance
 from pytest_rerank_perf.strategies import pair_sets
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+from pytest_rerank_perf.workload import Fixed, Pair, WorkloadSpec, build_workload
 
 FEW = settings(max_examples=12, deadline=None)
 
 
-class Skewed:
-    """A CrossEncoder stand-in whose logits move with the batch: by its size, a pair's position, or its padding."""
-
-    def __init__(self, ce: Any, how: str, tokenizer: Any) -> None:
-        self.ce, self.how, self.tok = ce, how, tokenizer
-
-    def predict(self, pairs: list, batch_size: int, **kwargs: Any) -> np.ndarray:
-        out = np.asarray(self.ce.predict(pairs, batch_size=batch_size, **kwargs), dtype=np.float64)
-        if self.how == "batch_size":
-            return out + 1e-3 * min(batch_size, len(pairs))
-        if self.how == "position":
-            return out + 1e-3 * np.arange(len(pairs))
-        longest = max(len(self.tok(q, d)["input_ids"]) for q, d in pairs)  # "padding": depends on the batch's longest
-        return out + 1e-4 * longest
-
-
-def test_twin_scores_actually_differ(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
+def test_twin_scores_actually_differ(tiny_model: CrossEncoderReranker, tiny_tokenizer: Any) -> None:
     """Without a wide init range every score is ~0.5 and invariance would hold trivially."""
     pairs = list(build_workload(WorkloadSpec(Fixed(48), seed=3), tiny_tokenizer, 24).pairs)
-    raw = logits(tiny_model.cross_encoder, pairs, 8)
+    raw = tiny_model.logits(pairs, 8)
     assert np.ptp(raw) > 0.5
     assert np.ptp(1 / (1 + np.exp(-raw))) > 0.1
 
@@ -51,11 +37,12 @@ def test_tolerance_is_a_few_ulps_of_the_logit() -> None:
 @FEW
 @given(data=st.data())
 def test_scores_invariant_to_batch_size_order_and_padding(
-    tiny_model: LoadedModel, tiny_tokenizer: Any, data: st.DataObject
+    tiny_model: CrossEncoderReranker, tiny_tokenizer: Any, data: st.DataObject
 ) -> None:
     pairs = data.draw(pair_sets(tiny_tokenizer, max_pairs=10, max_tokens=160), label="pairs")
     long_one = build_workload(WorkloadSpec(Fixed(400), seed=1), tiny_tokenizer, 1).pairs[0]
-    report = check_invariance(tiny_model.cross_encoder, pairs, "fp32", long_neighbour=long_one)
+    report = check_invariance(tiny_model, pairs, long_neighbour=long_one)
+    assert report.dtype == "fp32"  # the precision now comes from the model's identity
     report.assert_ok()
     assert report.max_deviation < 1e-5
 
@@ -63,32 +50,32 @@ def test_scores_invariant_to_batch_size_order_and_padding(
 @pytest.mark.parametrize(("how", "check"), [("batch_size", "batch_size=8"), ("position", "permutation"),
                                             ("padding", "padding")])  # fmt: skip
 def test_property_fails_on_a_batch_dependent_model(
-    tiny_model: LoadedModel, tiny_tokenizer: Any, how: str, check: str
+    tiny_model: CrossEncoderReranker, tiny_tokenizer: Any, how: str, check: str
 ) -> None:
-    skewed = Skewed(tiny_model.cross_encoder, how, tiny_tokenizer)
+    skewed = SkewedLogits(tiny_model, how)
     long_one = build_workload(WorkloadSpec(Fixed(400), seed=1), tiny_tokenizer, 1).pairs[0]
 
     @FEW
     @given(pairs=pair_sets(tiny_tokenizer, max_pairs=6, max_tokens=96))
     def prop(pairs: list) -> None:
-        check_invariance(skewed, pairs, "fp32", batch_sizes=[1, 2, 4, 8], long_neighbour=long_one).assert_ok()
+        check_invariance(skewed, pairs, batch_sizes=[1, 2, 4, 8], long_neighbour=long_one).assert_ok()
 
     with pytest.raises(AssertionError, match="scores are not invariant"):
         prop()
     # and the check made for that kind of dependence is among those that catch it
     pairs = list(build_workload(WorkloadSpec(Fixed(40), docs_per_query=3), tiny_tokenizer, 9).pairs)
-    report = check_invariance(skewed, pairs, "fp32", batch_sizes=[1, 2, 4, 8], long_neighbour=long_one)
+    report = check_invariance(skewed, pairs, batch_sizes=[1, 2, 4, 8], long_neighbour=long_one)
     assert any(f.startswith(check) for f in report.failures()), report.failures()
 
 
-def test_ranking_violation_is_reported(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
-    class Reversed:
-        def predict(self, pairs: list, batch_size: int, **kwargs: Any) -> np.ndarray:
-            out = np.asarray(tiny_model.cross_encoder.predict(pairs, batch_size=batch_size, **kwargs))
+def test_ranking_violation_is_reported(tiny_model: CrossEncoderReranker, tiny_tokenizer: Any) -> None:
+    class Reversed(Wrapped):
+        def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+            out = super().logits(pairs, batch_size)
             return -out if batch_size > 1 else out
 
     pairs = list(build_workload(WorkloadSpec(Fixed(40), docs_per_query=4), tiny_tokenizer, 4).pairs)
-    report = check_invariance(Reversed(), pairs, "fp32", batch_sizes=[4])
+    report = check_invariance(Reversed(tiny_model), pairs, batch_sizes=[4])
     assert not report.ok
     assert any("swapped rank" in f for f in report.failures())
 

@@ -7,17 +7,11 @@ import asyncio
 import numpy as np
 import pytest
 
+from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict
 from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.loadgen import (
-    LatencyStats,
-    LoadPoint,
-    closed_loop,
-    find_max_rate,
-    open_loop,
-    poisson_schedule,
-)
-from pytest_rerank_perf.model import LoadedModel
+from pytest_rerank_perf.loadgen import LoadPoint, closed_loop, find_max_rate, open_loop, poisson_schedule
+from pytest_rerank_perf.stats import Percentiles
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 
 
@@ -39,7 +33,7 @@ def test_poisson_schedule_rejects_bad_input(rate: float, requests: int) -> None:
         poisson_schedule(rate, requests)
 
 
-def test_open_loop_arrival_rate_matches_the_target_within_5_percent(tiny_model: LoadedModel) -> None:
+def test_open_loop_arrival_rate_matches_the_target_within_5_percent(tiny_model: CrossEncoderReranker) -> None:
     """Poisson arrivals against the real batcher and the tiny twin, as the GPU benchmark runs them."""
     docs = 8
     pool = build_workload(WorkloadSpec(Fixed(64), seed=2), tiny_model.tokenizer, 64).pairs
@@ -60,6 +54,7 @@ def test_open_loop_arrival_rate_matches_the_target_within_5_percent(tiny_model: 
     assert point.errors == 0
     assert point.arrival_rate is not None
     assert point.arrival_rate == pytest.approx(target, rel=0.05)
+    assert point.latency is not None
     assert point.latency.p50 <= point.latency.p95 <= point.latency.p99 <= point.latency.max
 
 
@@ -74,6 +69,7 @@ def test_open_loop_charges_queueing_to_latency() -> None:
     point = asyncio.run(open_loop(slow_server, 400.0, requests=60, seed=0))
     assert point.completed == 60
     # the last request waits for most of the 60 x 10 ms of work queued ahead of it
+    assert point.latency is not None
     assert point.latency.max > 0.3
     assert not point.meets(0.1)
 
@@ -100,7 +96,7 @@ def test_closed_loop_keeps_exactly_the_requested_concurrency_and_counts_errors()
 
 def _fake_point(rate: float, capacity: float) -> LoadPoint:
     p99 = 0.01 if rate <= capacity else 1.0
-    return LoadPoint("open", 100, 100, 0, 1.0, LatencyStats(p99, p99, p99, p99, p99), 1, target_rate=rate)
+    return LoadPoint("open", 100, 100, 0, 1.0, Percentiles(p99, p99, p99, p99, p99, p99, 100), 1, target_rate=rate)
 
 
 @pytest.mark.parametrize("capacity", [3.0, 37.0, 300.0, 5000.0])

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import torch
 
+from pytest_rerank_perf.backends import CrossEncoderReranker
+from pytest_rerank_perf.backends.standin import OomAbove
 from pytest_rerank_perf.flops import flops_per_batch, peak_flops
 from pytest_rerank_perf.hardware import detect
-from pytest_rerank_perf.measure import Cell, CellResult, CellRunner, RoundsPolicy
-from pytest_rerank_perf.model import LoadedModel
-from pytest_rerank_perf.report import best_batch_sizes, format_matrix
-from pytest_rerank_perf.timing import Percentiles
+from pytest_rerank_perf.measurements.cell import Cell, CellResult, RoundsPolicy
+from pytest_rerank_perf.measurements.matrix import CellRunner
+from pytest_rerank_perf.measurements.matrix_result import best_batch_sizes, format_matrix
+from pytest_rerank_perf.stats import Percentiles
 from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 
@@ -27,33 +29,17 @@ class FakeBenchmark:
 
     def __init__(self) -> None:
         self.rounds = 0
+        self.warmup_rounds: int | None = None
 
     def pedantic(self, target: Any, rounds: int, warmup_rounds: int, iterations: int) -> None:
         for _ in range(warmup_rounds + rounds * iterations):
             target()
         self.rounds = rounds
-
-
-class OomAbove:
-    """A CrossEncoder stand-in that runs out of CUDA memory above ``limit`` pairs per batch."""
-
-    def __init__(self, ce: Any, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError) -> None:
-        self.ce, self.limit, self.error = ce, limit, error
-        self.model = ce.model
-        self.calls: list[int] = []
-
-    def __getitem__(self, i: int) -> Any:
-        return self.ce[i]
-
-    def predict(self, pairs: list, batch_size: int, **kwargs: Any) -> Any:
-        self.calls.append(batch_size)
-        if batch_size > self.limit:
-            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.ce.predict(pairs, batch_size=batch_size, **kwargs)
+        self.warmup_rounds = warmup_rounds
 
 
 @pytest.fixture(scope="module")
-def runner(tiny_model: LoadedModel) -> CellRunner:
+def runner(tiny_model: CrossEncoderReranker) -> CellRunner:
     return CellRunner(tiny_model, detect("cpu"), FAST)
 
 
@@ -63,15 +49,22 @@ def test_cell_records_throughput_latency_and_null_vram_on_cpu(runner: CellRunner
     result = runner.run(bench, work, 4)
     assert result.status == "ok"
     assert result.rounds == bench.rounds == 2
-    assert result.latency_call is not None
-    assert result.latency_call.count == 2
-    assert result.latency_batch is not None
-    assert result.latency_batch.count == 2 * 3  # rounds x batches; warm-up excluded
-    assert result.pairs_per_s == pytest.approx(12 / result.latency_call.median)
-    assert result.tokens_per_s == pytest.approx(12 * 64 / result.latency_call.median)
-    info = result.extra_info()
-    for key in ("peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu"):
+    assert bench.warmup_rounds == 0  # the runner warms up itself: pedantic's rounds are exactly the measured ones
+    info = result.to_dict()
+    latency_call = info["latency_s"]["call"]
+    assert latency_call is not None
+    assert latency_call["count"] == 2
+    assert len(info["samples"]["throughput"]) == 2
+    latency_batch = info["latency_s"]["batch"]
+    assert latency_batch is not None
+    assert latency_batch["count"] == 2 * 3  # rounds x batches; warm-up excluded
+    assert len(info["samples"]["latency"]) == 2  # one mean forward time per round
+    assert result.pairs_per_s == pytest.approx(12 / latency_call["median"])
+    assert result.tokens_per_s == pytest.approx(12 * 64 / latency_call["median"])
+    for key in ("peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu",
+                "energy_j_per_1k_pairs"):  # fmt: skip
         assert info[key] is None, key  # not measured on the CPU: null, never zero
+    assert set(info["why_null"]) >= {"peak_vram_allocated_bytes", "energy_j_per_1k_pairs"}  # and why
     assert info["model_source"] == "twin"
     assert info["profile_id"].startswith("cpu-")
     assert info["dtype"] == "fp32"
@@ -84,10 +77,9 @@ def test_larger_workload_reports_proportionally_more_tokens(runner: CellRunner, 
     assert large.padded_tokens == 4 * small.padded_tokens
 
 
-def test_oom_is_recorded_and_larger_batches_are_skipped(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
-    stand_in = OomAbove(tiny_model.cross_encoder, limit=8)
-    model = LoadedModel(stand_in, tiny_model.identity, "cpu")  # type: ignore[arg-type]
-    run = CellRunner(model, detect("cpu"), FAST)
+def test_oom_is_recorded_and_larger_batches_are_skipped(tiny_model: CrossEncoderReranker, tiny_tokenizer: Any) -> None:
+    stand_in = OomAbove(tiny_model, limit=8)
+    run = CellRunner(stand_in, detect("cpu"), FAST)
     work = build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 40)
     statuses = {bs: run.run(FakeBenchmark(), work, bs) for bs in (1, 8, 16, 32, 64)}
     assert {bs: r.status for bs, r in statuses.items()} == {1: "ok", 8: "ok", 16: "oom", 32: "skipped", 64: "skipped"}
@@ -100,10 +92,11 @@ def test_oom_is_recorded_and_larger_batches_are_skipped(tiny_model: LoadedModel,
     assert run.run(FakeBenchmark(), other, 4).status == "ok"
 
 
-def test_other_runtime_errors_are_not_swallowed(tiny_model: LoadedModel, tiny_tokenizer: Any) -> None:
-    stand_in = OomAbove(tiny_model.cross_encoder, limit=1, error=RuntimeError)
-    run = CellRunner(LoadedModel(stand_in, tiny_model.identity, "cpu"), detect("cpu"), FAST)  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="out of memory"):
+def test_other_runtime_errors_are_not_swallowed(tiny_model: CrossEncoderReranker, tiny_tokenizer: Any) -> None:
+    # device.is_oom counts a RuntimeError naming a CUDA allocation failure as out-of-memory; any other one is a bug
+    stand_in = OomAbove(tiny_model, limit=1, error=lambda: RuntimeError("CUDA error: an illegal memory access"))
+    run = CellRunner(stand_in, detect("cpu"), FAST)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
         run.run(FakeBenchmark(), build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 4), 2)
 
 
@@ -134,9 +127,13 @@ def test_peak_flops_lookup() -> None:
 
 
 def _result(n: int, bs: int, pairs_per_s: float | None, status: str = "ok") -> CellResult:
-    lat = Percentiles(n / pairs_per_s, n / pairs_per_s, n / pairs_per_s, n / pairs_per_s, 5) if pairs_per_s else None
+    fields: dict[str, Any] = {}
+    if pairs_per_s:
+        s = n / pairs_per_s
+        lat = Percentiles(s, s, s, s, s, s, 5)
+        fields = {"pairs_per_s": pairs_per_s, "tokens_per_s": pairs_per_s * 100, "latency_s": {"call": lat.to_dict()}}
     return CellResult(Cell(n, bs), f"w{n}", status, rounds=5, real_tokens=n * 100, padded_tokens=n * 100,  # type: ignore[arg-type]
-                      pairs_per_s=pairs_per_s, tokens_per_s=(pairs_per_s or 0) * 100, latency_call=lat)  # fmt: skip
+                      fields=fields)  # fmt: skip
 
 
 def test_summary_marks_the_best_batch_size() -> None:
@@ -144,13 +141,13 @@ def test_summary_marks_the_best_batch_size() -> None:
         _result(10, 1, 100.0), _result(10, 8, 300.0), _result(10, 16, 250.0),
         _result(50, 1, 90.0), _result(50, 8, 400.0), _result(50, 16, 400.0), _result(50, 32, None, "oom"),
     ]  # fmt: skip
-    cells = [r.extra_info() for r in results]
+    cells = [r.to_dict() for r in results]
     assert best_batch_sizes(cells) == {10: 8, 50: 8}  # a tie goes to the smaller batch
     lines = format_matrix(cells)
     starred = [line.split()[0] for line in lines if line.split()[1:2] == ["*"]]
     assert starred == ["8", "8"]
     assert any(line.startswith("32") and "OOM" in line for line in lines)
-    assert best_batch_sizes([replace(results[0], status="oom").extra_info()]) == {}
+    assert best_batch_sizes([replace(results[0], status="oom").to_dict()]) == {}
 
 
 MATRIX_TEST = """
@@ -216,23 +213,13 @@ def test_benchmark_json_holds_every_key(pytester: pytest.Pytester, shared_cache_
 def test_oom_cells_are_reported_not_passed(pytester: pytest.Pytester, shared_cache_env: Path) -> None:
     pytester.makeconftest(
         """
-        import pytest, torch
-        from pytest_rerank_perf.model import LoadedModel, load_model
-
-        class OomAbove8:
-            def __init__(self, ce):
-                self.ce, self.model, self.tokenizer = ce, ce.model, ce.tokenizer
-            def __getitem__(self, i):
-                return self.ce[i]
-            def predict(self, pairs, batch_size, **kw):
-                if batch_size > 8:
-                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
-                return self.ce.predict(pairs, batch_size=batch_size, **kw)
+        import pytest
+        from pytest_rerank_perf.backends import load_model
+        from pytest_rerank_perf.backends.standin import OomAbove
 
         @pytest.fixture(scope="session")
         def rerank_model():
-            real = load_model("twin-tiny", device="cpu")
-            return LoadedModel(OomAbove8(real.cross_encoder), real.identity, "cpu")
+            return OomAbove(load_model("twin-tiny", device="cpu"), limit=8)
         """
     )
     pytester.makepyfile(MATRIX_TEST)

@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from pytest_rerank_perf import device
+from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
+from pytest_rerank_perf.backends.cross_encoder import resolve_model_spec, validate_max_length
+from pytest_rerank_perf.backends.identity import config_hash
+from pytest_rerank_perf.backends.locate import REAL_HUB_ID
+from pytest_rerank_perf.backends.precision import resolve_dtype
 from pytest_rerank_perf.errors import DeviceError, ModelNotFoundError, UsageError
-from pytest_rerank_perf.model import (
-    REAL_HUB_ID,
-    LoadedModel,
-    config_hash,
-    load_model,
-    resolve_device,
-    resolve_dtype,
-    resolve_model_spec,
-    validate_max_length,
-)
 from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG, MANIFEST
+from pytest_rerank_perf.validation import device_text
 
 PAIRS = [
     ("what is a cross encoder", "a model that scores a query and a document together"),
@@ -30,7 +27,12 @@ PAIRS = [
 ]
 
 
-def test_tiny_twin_predicts_finite_spread_scores(tiny_model: LoadedModel) -> None:
+def resolve_device(text: str) -> str:
+    """The device option as ``load_model`` resolves it: its form checked, then its availability."""
+    return device.resolve(device_text(text))
+
+
+def test_tiny_twin_predicts_finite_spread_scores(tiny_model: CrossEncoderReranker) -> None:
     scores = tiny_model.cross_encoder.predict(PAIRS, batch_size=2)
     assert scores.dtype == np.float32
     assert np.isfinite(scores).all()
@@ -39,7 +41,7 @@ def test_tiny_twin_predicts_finite_spread_scores(tiny_model: LoadedModel) -> Non
     assert len(set(scores.tolist())) == len(PAIRS)
 
 
-def test_identity_of_tiny_twin(tiny_model: LoadedModel) -> None:
+def test_identity_of_tiny_twin(tiny_model: CrossEncoderReranker) -> None:
     ident = tiny_model.identity
     assert ident.source == "twin"
     assert ident.name == "bge-reranker-v2-m3-tiny-twin"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.plugin import pin_worker_device
+from pytest_rerank_perf.runtime import pin_worker_device
 
 USES_MODEL = """
 def test_model(rerank_model, rerank_hardware, rerank_options):
@@ -35,6 +35,7 @@ def test_plugin_is_registered_through_the_entry_point(pytester: pytest.Pytester)
         (["--rerank-dtype", "fp8"], "use auto, fp32, fp16 or bf16"),
         (["--rerank-device", "tpu"], "use auto, cpu, cuda or cuda:N"),
         (["--rerank-pair-tokens", "gauss:3"], "--rerank-pair-tokens: length distribution 'gauss:3' not understood"),
+        (["--rerank-backend", "onnx"], "--rerank-backend 'onnx': choose one of sentence-transformers"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:

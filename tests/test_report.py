@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rerank_perf.cli import main
-from pytest_rerank_perf.render import REPORT_FILE, ReportError, load_report, merge_reports
+from pytest_rerank_perf.report.folder import load_report
+from pytest_rerank_perf.report.run_report import REPORT_FILE, ReportError, RunReport, merge_reports
 from pytest_rerank_perf.scenarios import BUILT_IN
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -19,10 +20,12 @@ def test_throughput(rerank_bench, rerank_cell, rerank_workload):
 """
 # A load result as the batcher benchmark stores it, so the report's load section renders without minutes of load.
 LOAD_TEST = """
+from pytest_rerank_perf.measurements.load import LoadResults
+
 def test_load(rerank_session):
     point = lambda rate, p99: {"target_rate": rate, "arrival_rate": rate, "errors": 0, "pairs_per_s": rate * 10,
                                "latency": {"p50": p99 / 3, "p95": p99 / 1.5, "p99": p99}}
-    rerank_session.load["concurrent"] = {
+    rerank_session.add(LoadResults({"concurrent": {
         "scenario": "concurrent", "pairs_per_request": 10, "p99_target_s": 0.2, "reference": "predict-bs10",
         "servers": {
             "predict-bs10": {"max_rate": 20.0, "max_batch": 10, "points": [point(10.0, 0.05), point(20.0, 0.15),
@@ -33,7 +36,7 @@ def test_load(rerank_session):
         "closed_loop": [{"concurrency": c, "throughput_rps": 10.0 * c, "pairs_per_s": 100.0 * c,
                          "latency": {"p50": 0.01 * c, "p99": 0.02 * c}, "server": "batcher-mb32-w2ms"}
                         for c in (1, 4, 16)],
-    }
+    }}))
 """
 MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "10", "--rerank-batch-sizes", "2,10", "--rerank-rounds", "12")
 
@@ -61,7 +64,7 @@ def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest
     assert "| `batcher-mb32-w2ms` | 40.0 req/s |" in index
     assert "batch_size **" in index  # a real-time recommendation from the measured cells
 
-    data = load_report(folder / REPORT_FILE)
+    data = load_report(folder / REPORT_FILE).to_dict()
     assert {c["batch_size"] for c in data["cells"]} == {2, 10}
     assert all(c["device"] == "cpu" for c in data["cells"])
     assert [s["scenario"] for s in data["scenarios"]] == [s.name for s in BUILT_IN]
@@ -117,21 +120,24 @@ def test_saved_reports_are_read_strictly(tmp_path: Path, capsys: pytest.CaptureF
     wrapped = tmp_path / "benchmark.json"  # pytest-benchmark's JSON carries the report as its `rerank` section
     wrapped.write_text(json.dumps({"benchmarks": [], "rerank": {"report_version": 1, "profile": {}, "model": {},
                                                                 "cells": []}}))  # fmt: skip
-    assert load_report(wrapped)["cells"] == []
+    assert load_report(wrapped).cells == []
 
 
 def test_reports_of_xdist_workers_merge_into_one_tagged_by_device() -> None:
-    def worker(device: str, bs: int, status: str) -> dict[str, object]:
+    def worker(device: str, bs: int, status: str) -> RunReport:
         cells = [{"status": "ok", "num_pairs": 10, "batch_size": bs, "pairs_per_s": 100.0 * bs, "device": device,
                   "latency_s": {"call": {"p99": 0.01}}, "workload_id": "w"}]  # fmt: skip
+        change = -0.3 if status == "fail" else 0.0
         gate = {"status": status, "baseline_path": "baselines/x.json", "model_key": "k", "message": status,
                 "warnings": [], "unmatched_cells": [], "comparisons": [
-                    {"cell": f"w/bs{bs}", "metric": "throughput", "verdict": "regression" if status == "fail"
-                     else "unchanged"}]}  # fmt: skip
-        return {"report_version": 1, "device": device, "profile": {}, "profile_summary": "p", "model": {},
+                    {"cell": f"w/bs{bs}", "metric": "throughput", "baseline": 100.0 * bs,
+                     "now": 100.0 * bs * (1 + change), "change": change, "threshold": 0.05, "p_value": 0.001,
+                     "ci": None, "verdict": "regression" if status == "fail" else "unchanged"}]}  # fmt: skip
+        data = {"report_version": 1, "device": device, "profile": {}, "profile_summary": "p", "model": {},
                 "cells": cells, "gate": gate, "gate_enforced": True, "load": {}, "oom_boundaries": {}}  # fmt: skip
+        return RunReport.from_dict(data, Path(f"xdist worker on {device}"))
 
-    merged = merge_reports([worker("cuda:1", 8, "fail"), worker("cuda:0", 4, "pass")], BUILT_IN)
+    merged = merge_reports([worker("cuda:1", 8, "fail"), worker("cuda:0", 4, "pass")], BUILT_IN).to_dict()
     assert merged["devices"] == ["cuda:0", "cuda:1"]
     assert [(c["device"], c["batch_size"]) for c in merged["cells"]] == [("cuda:0", 4), ("cuda:1", 8)]
     assert merged["best_batch_size"] == {"10": 8}
@@ -145,7 +151,7 @@ def test_one_xdist_worker_per_device_and_the_controller_writes_one_report(run_di
     result = run_dir.runpytest("-p", "xdist", "-n", "2", *MATRIX, "--rerank-batch-sizes", "1,2,5,10")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*merged from 2 xdist workers on cpu, cpu*"])
-    data = load_report(run_dir.path / "reports" / REPORT_FILE)
+    data = load_report(run_dir.path / "reports" / REPORT_FILE).to_dict()
     assert data["devices"] == ["cpu", "cpu"]
     assert sorted(c["batch_size"] for c in data["cells"]) == [1, 2, 5, 10]  # each cell measured once, by one worker
     assert all(c["rounds"] == 12 and c["pairs_per_s"] for c in data["cells"])  # measured although pytest-benchmark

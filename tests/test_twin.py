@@ -8,8 +8,9 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
 from pytest_rerank_perf import twin as twin_mod
+from pytest_rerank_perf.backends import load_model
+from pytest_rerank_perf.backends.identity import config_hash
 from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.model import config_hash, load_model
 from pytest_rerank_perf.twin import (
     BGE_RERANKER_V2_M3_CONFIG,
     BGE_RERANKER_V2_M3_PARAMETERS,

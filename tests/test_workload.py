@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
+from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.errors import WorkloadError
-from pytest_rerank_perf.model import LoadedModel
 from pytest_rerank_perf.workload import (
     Fixed,
     LongTail,
@@ -42,7 +42,7 @@ def test_pair_length_counts_the_four_special_tokens(tiny_tokenizer: Any) -> None
         assert len(q_ids) + len(d_ids) + 4 == 64  # <s> q </s></s> d </s>
 
 
-def test_lengths_match_what_the_cross_encoder_feeds_the_model(tiny_model: LoadedModel) -> None:
+def test_lengths_match_what_the_cross_encoder_feeds_the_model(tiny_model: CrossEncoderReranker) -> None:
     work = build_workload(WorkloadSpec(Uniform(10, 200), seed=7), tiny_model.tokenizer, 16)
     features = tiny_model.cross_encoder.preprocess(list(work.pairs))
     assert features["attention_mask"].sum(dim=1).tolist() == list(work.token_lengths)
@@ -121,7 +121,7 @@ def test_truncation_caps_real_tokens(tiny_tokenizer: Any) -> None:
     assert work.batch_stats(2, max_length=128).padded_tokens == 512
 
 
-def test_padded_tokens_equal_what_predict_actually_runs(tiny_model: LoadedModel) -> None:
+def test_padded_tokens_equal_what_predict_actually_runs(tiny_model: CrossEncoderReranker) -> None:
     """Record the shapes the model really sees during predict and compare with batch_stats."""
     ce = tiny_model.cross_encoder
     work = build_workload(WorkloadSpec(LongTail(median=60, low=8, high=400), scripts=("latin", "cjk"), seed=2),

@@ -16,13 +16,13 @@ The **ranking** of each query's documents must be identical wherever two scores 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .workload import Pair
+from ..backends import Pair, Reranker
 
 ABS_TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 6e-2}
 MANTISSA_BITS = {"fp32": 23, "fp16": 10, "bf16": 7}
@@ -34,16 +34,6 @@ def tolerance(dtype: str, logits: np.ndarray) -> np.ndarray:
     magnitude = np.maximum(np.abs(logits), 1.0)
     ulp = 2.0 ** (np.floor(np.log2(magnitude)) - MANTISSA_BITS[dtype])
     return ABS_TOLERANCE[dtype] + ULPS * ulp
-
-
-def logits(cross_encoder: Any, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
-    """Raw logits (identity activation), float64 for comparison."""
-    import torch
-
-    out = cross_encoder.predict(
-        list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
-    )
-    return np.asarray(out, dtype=np.float64).reshape(len(pairs))
 
 
 @dataclass(frozen=True)
@@ -74,8 +64,11 @@ class InvarianceReport:
         return all(d.ok for d in self.deviations) and not self.ranking_violations
 
     def failures(self) -> list[str]:
-        out = [f"{d.check}: logit moved by {d.max_abs:.3g} at pair {d.worst_index}, allowed {d.allowed:.3g}"
-               for d in self.deviations if not d.ok]  # fmt: skip
+        out = [
+            f"{d.check}: logit moved by {d.max_abs:.3g} at pair {d.worst_index}, allowed {d.allowed:.3g}"
+            for d in self.deviations
+            if not d.ok
+        ]
         return out + list(self.ranking_violations)
 
     def assert_ok(self) -> None:
@@ -107,14 +100,14 @@ def _ranking_violations(
 
 
 def check_invariance(
-    cross_encoder: Any,
+    model: Reranker,
     pairs: Sequence[Pair],
-    dtype: str,
     batch_sizes: Sequence[int] | None = None,
     seed: int = 0,
     long_neighbour: Pair | None = None,
 ) -> InvarianceReport:
-    """Scores of ``pairs`` against the one-pair-per-batch reference (no padding at all):
+    """Logits of ``pairs`` against the one-pair-per-batch reference (no padding at all), with the tolerance of the
+    model's precision:
 
     - at every batch size in ``batch_sizes`` (default: 1..len(pairs) and a few above);
     - with the input order permuted (seeded), then mapped back;
@@ -122,24 +115,60 @@ def check_invariance(
     """
     if not pairs:
         raise ValueError("check_invariance needs at least one pair")
+    dtype, logits = model.identity.dtype, model.logits
     n = len(pairs)
     sizes = list(batch_sizes) if batch_sizes else sorted({*range(1, n + 1), n + 1, 2 * n, 64})
-    ref = logits(cross_encoder, pairs, 1)
+    ref = logits(pairs, 1)
     tol = tolerance(dtype, ref)
     deviations, ranking = [], []
     for bs in sizes:
-        got = logits(cross_encoder, pairs, bs)
+        got = logits(pairs, bs)
         deviations.append(_deviation(f"batch_size={bs}", got, ref, tol))
         ranking += _ranking_violations(pairs, ref, got, tol, f"batch_size={bs}")
     perm = np.random.default_rng(seed).permutation(n)
-    permuted = logits(cross_encoder, [pairs[i] for i in perm], max(sizes))
+    permuted = logits([pairs[i] for i in perm], max(sizes))
     back = np.empty(n)
     back[perm] = permuted
     deviations.append(_deviation("permutation", back, ref, tol))
     ranking += _ranking_violations(pairs, ref, back, tol, "permutation")
     if long_neighbour is not None:
         # each pair batched with the long one: it is padded to the long pair's length
-        padded = np.array([logits(cross_encoder, [p, long_neighbour], 2)[0] for p in pairs])
+        padded = np.array([logits([p, long_neighbour], 2)[0] for p in pairs])
         deviations.append(_deviation("padding", padded, ref, tol))
         ranking += _ranking_violations(pairs, ref, padded, tol, "padding")
     return InvarianceReport(dtype, ref, tuple(deviations), tuple(ranking))
+
+
+@dataclass
+class InvarianceResult:
+    """The largest logit deviation of each example a run checked."""
+
+    key: ClassVar[str] = "invariance"
+    dtype: str
+    deviations: list[float] = field(default_factory=list)
+
+    @property
+    def max_deviation(self) -> float | None:
+        return max(self.deviations, default=None)
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"invariance_max_logit_deviation": self.max_deviation}
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> InvarianceResult | None:
+        value = data.get("invariance_max_logit_deviation")
+        return None if value is None else cls((data.get("model") or {}).get("dtype", "?"), [float(value)])
+
+    def merge(self, other: InvarianceResult) -> InvarianceResult:
+        return InvarianceResult(self.dtype, self.deviations + other.deviations)
+
+    def summary_lines(self) -> list[str]:
+        return [f"score invariance: max logit deviation {self.max_deviation:.3g}"]
+
+    def markdown(self, plots: Mapping[str, str]) -> list[str]:
+        return [
+            "",
+            "## Score invariance",
+            "",
+            f"Max logit deviation across batch sizes, order and padding: {self.max_deviation:.3g} ({self.dtype}).",
+        ]

@@ -6,12 +6,14 @@ imported here only, with the non-interactive Agg backend (no display on a CI run
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..store.schema import cell_sort_key
+from ..trackers.metrics import METRICS, Metric
 
 Report = Mapping[str, Any]
 _VERDICT_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "unchanged": "#9e9e9e"}
@@ -39,8 +41,10 @@ def subject(data: Report) -> str:
     profile = data.get("profile") or {}
     gpu = profile.get("gpu") or {}
     device = gpu.get("name") or f"CPU ({profile.get('cpu_model', 'unknown')}): CPU fallback, not GPU figures"
-    return f"{model.get('name', '?')} ({model.get('source', '?')}), {model.get('dtype', '?')}, " \
-           f"max_length {model.get('max_length', '?')} on {device}"  # fmt: skip
+    return (
+        f"{model.get('name', '?')} ({model.get('source', '?')}), {model.get('dtype', '?')}, "
+        f"max_length {model.get('max_length', '?')} on {device}"
+    )
 
 
 def _title(text: str) -> str:
@@ -113,8 +117,9 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
     for n, group in _by_num_pairs(cells).items():
         bs = [c["batch_size"] for c in group]
         line = ax.plot(bs, [c["peak_vram_allocated_bytes"] / 2**30 for c in group], marker="o", label=f"{n} pairs")
-        nvml = [(c["batch_size"], c["nvml_peak_process_bytes"] / 2**30) for c in group
-                if c.get("nvml_peak_process_bytes")]  # fmt: skip
+        nvml = [
+            (c["batch_size"], c["nvml_peak_process_bytes"] / 2**30) for c in group if c.get("nvml_peak_process_bytes")
+        ]
         if nvml:
             ax.plot(*zip(*nvml, strict=True), linestyle="--", color=line[0].get_color(), alpha=0.6)
     total = ((data.get("profile") or {}).get("gpu") or {}).get("memory_total_bytes")
@@ -128,6 +133,23 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
     return Plot(_save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
 
 
+def plot_metric(data: Report, metric: Metric, out_dir: Path) -> Plot | None:
+    """Any registered metric with ``plot=True`` against batch size, one line per input size."""
+    cells = [c for c in data.get("cells") or [] if c["status"] == "ok" and metric.read(c) is not None]
+    if not cells:
+        return None  # not measured here (e.g. a GPU figure on the CPU): no empty plot
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for n, group in _by_num_pairs(cells).items():
+        ax.plot([c["batch_size"] for c in group], [metric.read(c) for c in group], marker="o", label=f"{n} pairs")
+    _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
+    ax.set_ylabel(f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(_title(f"{metric.label} vs batch size\n{subject(data)}"), fontsize=9)
+    ax.legend(title="pairs per predict call")
+    return Plot(_save(fig, out_dir, f"{metric.name}.png"), f"{metric.label} vs batch size")
+
+
 def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -> list[Plot]:
     servers = load.get("servers") or {}
     if not servers:
@@ -136,7 +158,7 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
     target = load["p99_target_s"] * 1e3
     fig, axes = plt.subplots(1, len(servers), figsize=(4.2 * len(servers), 4.4), sharey=True, squeeze=False)
     for ax, (server, result) in zip(axes[0], servers.items(), strict=True):
-        points = sorted(result["points"], key=lambda p: p["target_rate"])
+        points = sorted((p for p in result["points"] if p.get("latency")), key=lambda p: p["target_rate"])
         rates = [p["target_rate"] for p in points]
         for key, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
             ax.plot(rates, [p["latency"][key] * 1e3 for p in points], style, marker="o", markersize=3, label=key)
@@ -153,7 +175,7 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
     axes[0][0].set_ylabel(f"request latency, ms ({load['pairs_per_request']} pairs per request)")
     fig.suptitle(_title(f"Latency vs load, scenario '{name}'\n{subject(data)}"), fontsize=9)
     plots = [Plot(_save(fig, out_dir, f"load-{name}.png"), f"Latency percentiles vs load ({name})")]
-    sweep = load.get("closed_loop") or []
+    sweep = [p for p in load.get("closed_loop") or [] if p.get("latency")]
     if sweep:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         conc = [p["concurrency"] for p in sweep]
@@ -169,16 +191,11 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
         ax2.set_ylabel("p99 request latency, ms", color="#e65100")
         ax2.set_ylim(bottom=0)
         ax2.grid(False)
-        ax.set_title(_title(f"{sweep[0]['server']}: throughput and p99 vs concurrency ({name})\n{subject(data)}"),
-                     fontsize=9)  # fmt: skip
+        ax.set_title(
+            _title(f"{sweep[0]['server']}: throughput and p99 vs concurrency ({name})\n{subject(data)}"), fontsize=9
+        )
         plots.append(Plot(_save(fig, out_dir, f"concurrency-{name}.png"), f"Closed-loop concurrency sweep ({name})"))
     return plots
-
-
-def _cell_order(key: str) -> tuple[str, int, int]:
-    """``<workload>-n<pairs>/bs<batch>`` sorted by workload, then pairs and batch as numbers."""
-    m = re.fullmatch(r"(.*)-n(\d+)/bs(\d+)", key)
-    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (key, 0, 0)
 
 
 def plot_gate(data: Report, out_dir: Path) -> Plot | None:
@@ -187,7 +204,7 @@ def plot_gate(data: Report, out_dir: Path) -> Plot | None:
     if not rows:
         return None
     plt = _pyplot()
-    rows = sorted(rows, key=lambda c: (c["metric"], *_cell_order(c["cell"])))
+    rows = sorted(rows, key=lambda c: (c["metric"], *cell_sort_key(c["cell"])))
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * len(rows)))
     y = list(range(len(rows)))
     ax.barh(y, [c["change"] * 100 for c in rows], color=[_VERDICT_COLOURS[c["verdict"]] for c in rows])
@@ -211,6 +228,7 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
     except ImportError:
         return []
     plots = [plot_throughput(data, out_dir), plot_vram(data, out_dir)]
+    plots += [plot_metric(data, m, out_dir) for m in METRICS if m.plot]
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)
     plots.append(plot_gate(data, out_dir))

@@ -1,7 +1,9 @@
-"""How often the gate fires: a stand-in model with known cost and noise, slowed down by known amounts.
+"""How often the gate fires (its statistical detection power): a stand-in model with known cost and noise,
+slowed down by known amounts.
 
 Each trial records a baseline and then gates a new run against it, through the same code as a real run
-(``CallTracker`` -> ``MetricSummary`` -> ``compare_samples``). The stand-in's call time is
+(``CallTracker`` -> ``MetricSummary`` -> ``compare_samples``), with the ``CostModel`` stand-in backend. Its call time
+is
 
     cost_per_pair * pairs * (1 + slowdown) * exp(run offset) * exp(round noise) * (outlier factor, sometimes)
 
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baseline import stored_float
-from .compare import GateSettings, compare_samples
-from .timing import CallTracker
+from ..backends.standin import CostModel, VirtualClock
+from ..store.schema import stored_float
+from ..trackers.latency import CallTracker
+from .compare import compare_samples
+from .thresholds import GateSettings
 
 
 @dataclass(frozen=True)
@@ -38,38 +42,20 @@ class NoiseModel:
 SHARED_CPU = NoiseModel(round_sigma=0.05, run_sigma=0.02, outlier_rate=0.03, outlier_max=1.6)
 
 
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+class NoisyCost:
+    """Seconds per call of the stand-in: a known cost per pair, times seeded call noise and a per-process offset."""
 
-    def __call__(self) -> float:
-        return self.now
-
-
-class StandInModel:
-    """``predict`` costs a known time per pair, with seeded noise; scores are deterministic and beside the point."""
-
-    def __init__(
-        self, cost_per_pair_s: float, noise: NoiseModel, slowdown: float, seed: int, clock: VirtualClock | None
-    ) -> None:
+    def __init__(self, cost_per_pair_s: float, noise: NoiseModel, slowdown: float, seed: int) -> None:
         self.cost = cost_per_pair_s * (1 + slowdown)
         self.noise = noise
         self.rng = np.random.default_rng(seed)
         self.run_factor = float(np.exp(self.rng.normal(0, noise.run_sigma)))
-        self.clock = clock
 
-    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+    def __call__(self, pairs: int, batch_size: int) -> float:
         factor = self.run_factor * float(np.exp(self.rng.normal(0, self.noise.round_sigma)))
         if self.rng.random() < self.noise.outlier_rate:
             factor *= float(self.rng.uniform(1.0, self.noise.outlier_max))
-        seconds = self.cost * len(pairs) * factor
-        if self.clock is not None:
-            self.clock.now += seconds
-        else:
-            until = time.perf_counter() + seconds
-            while time.perf_counter() < until:
-                pass
-        return np.arange(len(pairs), dtype=np.float32)
+        return self.cost * pairs * factor
 
 
 @dataclass(frozen=True)
@@ -87,9 +73,9 @@ class PowerSettings:
 
 def _throughput_samples(settings: PowerSettings, slowdown: float, seed: int, rounds: int) -> list[float]:
     clock = None if settings.real_clock else VirtualClock()
-    model = StandInModel(settings.cost_per_pair_s, settings.noise, slowdown, seed, clock)
+    model = CostModel(NoisyCost(settings.cost_per_pair_s, settings.noise, slowdown, seed), clock)
     pairs = [("q", "d")] * settings.num_pairs
-    tracker = CallTracker(lambda: model.predict(pairs), "cpu", clock=clock or time.perf_counter)
+    tracker = CallTracker(lambda: model.predict(pairs, settings.num_pairs), "cpu", clock=clock or time.perf_counter)
     for _ in range(rounds):
         tracker()
     return [settings.num_pairs / s for s in tracker.samples]
@@ -101,7 +87,7 @@ def trial(settings: PowerSettings, slowdown: float, seed: int) -> bool:
     for k in range(settings.baseline_runs):
         base += _throughput_samples(settings, 0.0, seed * 1000 + k, settings.baseline_rounds)
     now = _throughput_samples(settings, slowdown, seed * 1000 + 999, settings.rounds)
-    gate = GateSettings({"throughput": settings.threshold, "latency": 1.0, "vram": 1.0}, alpha=settings.alpha)
+    gate = GateSettings({"throughput": settings.threshold}, alpha=settings.alpha)
     stored = [stored_float(x) for x in base]  # as the baseline file stores them
     return compare_samples("stand-in", "throughput", stored, now, gate, ci=False).verdict == "regression"
 
@@ -122,7 +108,7 @@ def power_table(columns: dict[str, PowerSettings], trials: int, slowdowns: Seque
     return "\n".join(lines)
 
 
-def main() -> None:  # python -m pytest_rerank_perf.power [trials]
+def main() -> None:  # python -m pytest_rerank_perf.gate.detection_power [trials]
     import sys
     from dataclasses import replace
 

@@ -1,0 +1,149 @@
+"""Deterministic stand-ins that implement ``Reranker``: for tests, and for simulations of the gate.
+
+- ``Wrapped`` delegates everything to another reranker; the stand-ins below change one behaviour of it.
+- ``OomAbove`` runs out of CUDA memory above a batch size (without a GPU).
+- ``SkewedLogits`` returns logits that depend on the batch (size, position, padding): invariance checks must fail.
+- ``CostModel`` has no network at all: a call costs a given time, on a virtual clock or the wall clock, and each
+  pair's score is a fixed hash of its text, so any misrouted score shows as an exact mismatch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+from .. import device as dev
+from .base import Pair, Reranker
+from .identity import ModelIdentity
+
+
+class Wrapped:
+    """A reranker that behaves exactly like ``inner``; subclasses override what they change."""
+
+    def __init__(self, inner: Reranker) -> None:
+        self.inner = inner
+        self.identity = inner.identity
+        self.device = inner.device
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.inner.tokenizer
+
+    def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        return self.inner.predict(pairs, batch_size)
+
+    def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        return self.inner.logits(pairs, batch_size)
+
+    def batch_module(self) -> Any | None:
+        return self.inner.batch_module()
+
+    def flop_config(self) -> Any | None:
+        return self.inner.flop_config()
+
+    def truncating_at(self, max_length: int) -> AbstractContextManager[None]:
+        return self.inner.truncating_at(max_length)
+
+
+class OomAbove(Wrapped):
+    """Runs out of CUDA memory when asked for batches larger than ``limit``; records every batch size asked."""
+
+    def __init__(self, inner: Reranker, limit: int, error: Callable[[], Exception] = dev.out_of_memory) -> None:
+        super().__init__(inner)
+        self.limit = limit
+        self.error = error
+        self.calls: list[int] = []
+
+    def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        self.calls.append(batch_size)
+        if min(batch_size, len(pairs)) > self.limit:
+            raise self.error()
+        return super().predict(pairs, batch_size)
+
+
+class SkewedLogits(Wrapped):
+    """Logits that move with the batch: by its size, a pair's position in it, or its longest pair (padding)."""
+
+    HOW = ("batch_size", "position", "padding")
+
+    def __init__(self, inner: Reranker, how: str) -> None:
+        if how not in self.HOW:
+            raise ValueError(f"how={how!r}: choose one of {', '.join(self.HOW)}")
+        super().__init__(inner)
+        self.how = how
+
+    def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        out = super().logits(pairs, batch_size)
+        if self.how == "batch_size":
+            return out + 1e-3 * min(batch_size, len(pairs))
+        if self.how == "position":
+            return out + 1e-3 * np.arange(len(pairs))
+        longest = max(len(self.tokenizer(q, d)["input_ids"]) for q, d in pairs)
+        return out + 1e-4 * longest
+
+
+def pair_score(pair: Pair) -> float:
+    """A fixed score per pair in [0, 1), from its text alone."""
+    return zlib.crc32(f"{pair[0]}\x00{pair[1]}".encode()) / 2**32
+
+
+class VirtualClock:
+    """A clock that only moves when a stand-in spends time: thousands of simulated calls take microseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+STANDIN_IDENTITY = ModelIdentity("cost-model", "standin", "0" * 64, None, "fp32", 512, 0, "")
+
+
+class CostModel:
+    """A model-free reranker: ``cost(pairs, batch_size)`` seconds per call, spent on ``clock`` (a virtual clock)
+    or busy-waited on the wall clock (``clock=None``)."""
+
+    def __init__(
+        self, cost: Callable[[int, int], float], clock: VirtualClock | None = None, tokenizer: Any = None
+    ) -> None:
+        self.cost = cost
+        self.clock = clock
+        self.identity = STANDIN_IDENTITY
+        self.device = "cpu"
+        self._tokenizer = tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def _spend(self, seconds: float) -> None:
+        if self.clock is not None:
+            self.clock.now += seconds
+            return
+        until = time.perf_counter() + seconds
+        while time.perf_counter() < until:  # busy-wait: sleep() overshoots sub-millisecond waits
+            pass
+
+    def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        self._spend(self.cost(len(pairs), batch_size))
+        return np.array([pair_score(p) for p in pairs], dtype=np.float64)
+
+    def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
+        return self.logits(pairs, batch_size).astype(np.float32)
+
+    def batch_module(self) -> None:
+        return None
+
+    def flop_config(self) -> None:
+        return None
+
+    @contextlib.contextmanager
+    def truncating_at(self, max_length: int) -> Iterator[None]:
+        yield

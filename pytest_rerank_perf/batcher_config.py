@@ -1,0 +1,94 @@
+"""What the dynamic batcher is given and what it reports: its settings, its per-batch records, and the adapters
+that turn a tokenizer and a ``CrossEncoder`` into the length and predict functions it calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RerankPerfError
+from .pairs import Pair, encoded_lengths
+from .validation import positive_int
+
+__all__ = [
+    "BatchRecord",
+    "BatcherConfig",
+    "BatcherStats",
+    "LengthFn",
+    "PredictFn",
+    "cross_encoder_predict",
+    "token_counter",
+]
+
+PredictFn = Callable[[list[Pair]], Sequence[float]]
+LengthFn = Callable[[Sequence[Pair]], list[int]]
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    max_batch: int = 32  # pairs per model call
+    max_wait_s: float = 0.005  # how long the oldest queued pair may wait for company
+    max_tokens: int | None = None  # padded tokens per model call (pairs x longest pair); None: no budget
+    length_aware: bool = True
+
+    def __post_init__(self) -> None:
+        positive_int(self.max_batch, f"max_batch {self.max_batch!r}", RerankPerfError)
+        if not 0 <= self.max_wait_s < 60:
+            raise RerankPerfError(f"max_wait_s {self.max_wait_s!r}: must be between 0 and 60 seconds, e.g. 0.005")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise RerankPerfError(f"max_tokens {self.max_tokens!r}: must be a positive token count or None")
+
+    @property
+    def id(self) -> str:
+        budget = f"-t{self.max_tokens}" if self.max_tokens else ""
+        return f"mb{self.max_batch}-w{self.max_wait_s * 1e3:g}ms{budget}{'' if self.length_aware else '-fifo'}"
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One model call: what the batcher sent and how long its oldest pair had waited."""
+
+    pairs: int
+    requests: int
+    real_tokens: int
+    padded_tokens: int
+    oldest_wait_s: float
+    failed: bool = False
+
+
+@dataclass
+class BatcherStats:
+    batches: list[BatchRecord] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> int:
+        return sum(b.pairs for b in self.batches)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.pairs / len(self.batches) if self.batches else 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        padded = sum(b.padded_tokens for b in self.batches)
+        return 1 - sum(b.real_tokens for b in self.batches) / padded if padded else 0.0
+
+
+def token_counter(tokenizer: Any, max_length: int | None) -> LengthFn:
+    """Encoded pair lengths as the model sees them (truncated to ``max_length``): what padding is made of."""
+
+    def count(pairs: Sequence[Pair]) -> list[int]:
+        lengths = encoded_lengths(tokenizer, pairs)
+        return [min(n, max_length) for n in lengths] if max_length else lengths
+
+    return count
+
+
+def cross_encoder_predict(cross_encoder: Any) -> PredictFn:
+    """One model call per batch: the batcher already chose the batch, so ``predict`` must not split it again."""
+
+    def predict(pairs: list[Pair]) -> Sequence[float]:
+        return cross_encoder.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
+
+    return predict

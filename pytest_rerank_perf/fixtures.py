@@ -1,0 +1,127 @@
+"""The fixtures a benchmark uses: the model, the hardware, the matrix cell and its workload, the measuring call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from .backends import LOADERS, Pair, Reranker
+from .errors import RerankPerfError
+from .hardware import HardwareProfile
+from .measurements.cell import Cell, CellResult, RoundsPolicy
+from .measurements.invariance import InvarianceReport, check_invariance
+from .measurements.matrix import CellRunner, run_identity
+from .options import RerankOptions
+from .runtime import get_options, session_device, session_profile
+from .session import RerankSession
+from .workload import Workload, build_workload
+
+SESSION_KEY = pytest.StashKey[RerankSession]()
+
+
+def rerank_session_of(config: pytest.Config) -> RerankSession:
+    if SESSION_KEY not in config.stash:
+        config.stash[SESSION_KEY] = RerankSession(get_options(config), config.rootpath)
+    return config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def rerank_options(pytestconfig: pytest.Config) -> RerankOptions:
+    return get_options(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def rerank_hardware(pytestconfig: pytest.Config) -> HardwareProfile:
+    try:
+        return session_profile(pytestconfig)
+    except pytest.UsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def rerank_session(pytestconfig: pytest.Config) -> RerankSession:
+    """This process's results: hand a measurement's result over with ``rerank_session.add(result)``."""
+    return rerank_session_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def rerank_model(pytestconfig: pytest.Config, rerank_options: RerankOptions) -> Reranker:
+    """The model under test (a ``Reranker``), loaded once per session in the requested precision (on this worker's
+    GPU). The sentence-transformers backend's ``.cross_encoder`` is the ``CrossEncoder`` itself."""
+    opts = rerank_options
+    try:
+        device = session_device(pytestconfig)
+        model = LOADERS[opts.backend](opts.model, device, opts.dtype, opts.max_length)
+    except (RerankPerfError, pytest.UsageError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    rerank_session_of(pytestconfig).identity = run_identity(model, session_profile(pytestconfig))
+    return model
+
+
+@pytest.fixture(scope="session")
+def rerank_invariance(rerank_model: Reranker) -> Callable[..., InvarianceReport]:
+    """``rerank_invariance(pairs, batch_sizes=None, long_neighbour=None) -> InvarianceReport`` on the session's
+    model and precision. Session-scoped, so it can be used inside hypothesis ``@given`` tests."""
+
+    def check(
+        pairs: Sequence[Pair], batch_sizes: Sequence[int] | None = None, long_neighbour: Pair | None = None
+    ) -> InvarianceReport:
+        return check_invariance(rerank_model, pairs, batch_sizes, long_neighbour=long_neighbour)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def rerank_runner(
+    request: pytest.FixtureRequest,
+    rerank_model: Reranker,
+    rerank_hardware: HardwareProfile,
+    rerank_options: RerankOptions,
+    rerank_session: RerankSession,
+) -> CellRunner:
+    opts = rerank_options
+    policy = RoundsPolicy.for_device(rerank_model.device, opts.rounds, recording=opts.save_baseline)
+    try:
+        runner = CellRunner(rerank_model, rerank_hardware, policy, inject_slowdown=opts.inject_slowdown)
+    except RerankPerfError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    rerank_session.identity = runner.identity  # also where a conftest replaced ``rerank_model``
+    rerank_session.open_baseline(request.session.items, rerank_hardware.profile_id, runner.identity["key"])
+    return runner
+
+
+@pytest.fixture
+def rerank_workload(
+    rerank_cell: Cell, rerank_model: Reranker, rerank_options: RerankOptions, rerank_session: RerankSession
+) -> Workload:
+    """The seeded token-length workload for this cell, built once per (spec, num_pairs) and session."""
+    spec = rerank_options.workload_spec()
+    key = (spec.id, rerank_cell.num_pairs)
+    if key not in rerank_session.workloads:
+        try:
+            rerank_session.workloads[key] = build_workload(spec, rerank_model.tokenizer, rerank_cell.num_pairs)
+        except RerankPerfError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return rerank_session.workloads[key]
+
+
+@pytest.fixture
+def rerank_bench(benchmark: Any, rerank_runner: CellRunner, rerank_session: RerankSession) -> Any:
+    """``rerank_bench(workload, batch_size) -> CellResult``: one matrix cell through pytest-benchmark.
+
+    An out-of-memory cell is recorded and reported as skipped with the reason (never a pass), and so are larger
+    batch sizes of the same workload after it.
+    """
+
+    def run(workload: Workload, batch_size: int) -> CellResult:
+        benchmark.group = f"rerank n={len(workload)} {workload.id}"
+        result = rerank_runner.run(benchmark, workload, batch_size)
+        rerank_session.add_cell(result)
+        benchmark.extra_info.update(result.to_dict())
+        if result.status != "ok":
+            pytest.skip(f"{result.status.upper()}: {result.reason}")
+        return result
+
+    return run

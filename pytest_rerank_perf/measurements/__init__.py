@@ -1,0 +1,25 @@
+"""Measurement procedures. Each module measures one thing and returns a typed result (``base.MeasurementResult``).
+
+To add a procedure: one module here (a function that measures, a result class) and its result class in
+``PROCEDURES``; a thin test under ``benchmarks/`` calls it and hands the result to ``rerank_session.add``.
+The order of ``PROCEDURES`` is the order of the report's sections.
+"""
+
+from __future__ import annotations
+
+from .base import MeasurementResult
+from .invariance import InvarianceResult
+from .load import LoadResults
+from .matrix_result import MatrixResult
+from .oom_boundary import OomBoundaries
+from .overhead import OverheadResult
+
+PROCEDURES: tuple[type[MeasurementResult], ...] = (
+    MatrixResult,
+    OverheadResult,
+    OomBoundaries,
+    LoadResults,
+    InvarianceResult,
+)
+
+__all__ = ["PROCEDURES", "MeasurementResult"]

@@ -1,0 +1,91 @@
+"""One matrix cell: a (num_pairs, batch_size) predict call, how many rounds it gets, and what it measured."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .. import device as dev
+
+Status = Literal["ok", "oom", "skipped"]
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    num_pairs: int
+    batch_size: int
+
+    @property
+    def id(self) -> str:
+        return f"n{self.num_pairs}-bs{self.batch_size}"
+
+
+@dataclass(frozen=True)
+class RoundsPolicy:
+    """Enough rounds for a stable median: at least ``min_rounds`` and ``min_time_s`` of measured time."""
+
+    warmup_rounds: int
+    min_rounds: int
+    min_time_s: float
+    max_rounds: int = 200
+    fixed_rounds: int | None = None  # --rerank-rounds N overrides the calibration
+
+    @staticmethod
+    def for_device(device: str, fixed_rounds: int | None = None, recording: bool = False) -> RoundsPolicy:
+        """Recording a baseline takes more rounds: its samples are the reference for every later comparison."""
+        scale = 3 if recording else 1
+        if dev.is_cuda(device):
+            return RoundsPolicy(3, 10 * scale, 1.0 * scale, fixed_rounds=fixed_rounds)
+        return RoundsPolicy(2, 10 * scale, 0.5 * scale, fixed_rounds=fixed_rounds)
+
+    def rounds_for(self, seconds_per_call: float) -> int:
+        if self.fixed_rounds:
+            return self.fixed_rounds
+        wanted = math.ceil(self.min_time_s / max(seconds_per_call, 1e-9))
+        return max(self.min_rounds, min(self.max_rounds, wanted))
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A measured (or OOM, or skipped) cell. ``fields`` holds what the trackers and the runner measured, as the
+    cell JSON names them; ``to_dict()`` is that JSON (pytest-benchmark's ``extra_info``, the report's cells)."""
+
+    cell: Cell
+    workload_id: str
+    status: Status
+    rounds: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pairs_per_s(self) -> float | None:
+        return self.fields.get("pairs_per_s")
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.fields.get("tokens_per_s")
+
+    def to_dict(self) -> dict[str, Any]:
+        ident = self.identity
+        return {
+            "status": self.status,
+            "batch_size": self.cell.batch_size,
+            "num_pairs": self.cell.num_pairs,
+            "workload_id": self.workload_id,
+            "rounds": self.rounds,
+            "real_tokens": self.real_tokens,
+            "padded_tokens": self.padded_tokens,
+            **self.fields,
+            "device": ident.get("device"),
+            "model_id": ident.get("key"),
+            "model_source": ident.get("source"),
+            "profile_id": ident.get("profile_id"),
+            "dtype": ident.get("dtype"),
+            "max_length": ident.get("max_length"),
+            "reason": self.reason or None,
+        }

@@ -1,0 +1,224 @@
+"""The dynamic batcher under load, against per-request fixed-batch ``predict`` (the concurrent scenarios).
+
+For each server (per-request predict, and the batcher at a few ``max_batch`` values) an open-loop Poisson load
+searches for the highest arrival rate whose p99 request latency meets the scenario's SLO; a closed-loop sweep of
+concurrent callers then shows the best batcher's throughput and latency as load grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .. import device as dev
+from ..backends import Pair, Reranker
+from ..batching import BatcherConfig, DynamicBatcher, token_counter
+from ..loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
+from ..report.tables import Table
+from ..scenarios import Scenario
+from ..workload import WorkloadSpec, build_workload
+
+BATCHER_MAX_BATCH = (32, 128)
+MAX_WAIT_S = 0.002
+CONCURRENCY = (1, 4, 16, 64)
+POOL_REQUESTS = 32  # distinct requests in the pool; request i reuses pool slot i % 32
+Submit = Callable[[int], Awaitable[Any]]
+
+
+def point_seconds(device: str) -> float:
+    """Offered-load duration of one rate point."""
+    return 2.0 if dev.is_cuda(device) else 1.0
+
+
+async def _search(submit: Submit, name: str, docs: int, p99: float, seconds: float) -> RateSearch:
+    # One caller at a time gives the service time; start the search at half that rate.
+    probe = await closed_loop(submit, 1, 20, docs, server=name)
+    start = max(0.5, 0.5 * probe.throughput_rps)
+
+    async def at(rate: float) -> LoadPoint:
+        requests = int(min(5000, max(50, rate * seconds)))
+        return await open_loop(submit, rate, requests, docs, seed=int(rate * 1000), server=name)
+
+    return await find_max_rate(at, p99, start, refine_steps=3)
+
+
+async def _fixed_batch(model: Reranker, pool: list[list[Pair]], docs: int, p99: float, seconds: float) -> RateSearch:
+    """Per-request predict at a fixed batch size, one request at a time (a single worker thread)."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixed-predict") as single:
+
+        async def submit(i: int) -> Any:
+            return await loop.run_in_executor(single, model.predict, pool[i % len(pool)], docs)
+
+        return await _search(submit, f"predict-bs{docs}", docs, p99, seconds)
+
+
+async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, seconds: float) -> dict[str, Any]:
+    """Every server's rate search, then a concurrency sweep of the best batcher: the scenario's load result."""
+    docs, p99 = scenario.request_pairs, scenario.p99_s or 1.0
+    reference = f"predict-bs{docs}"
+    search = await _fixed_batch(model, pool, docs, p99, seconds)
+    servers: dict[str, Any] = {reference: {**search.to_dict(), "max_batch": docs}}
+
+    def batch_predict(pairs: list[Pair]) -> Any:
+        return model.predict(pairs, len(pairs))  # the batcher chose the batch: one model call
+
+    lengths = token_counter(model.tokenizer, model.identity.max_length)
+    best: tuple[float, BatcherConfig] | None = None
+    for max_batch in BATCHER_MAX_BATCH:
+        config = BatcherConfig(max_batch=max_batch, max_wait_s=MAX_WAIT_S)
+        async with DynamicBatcher(batch_predict, config, lengths) as batcher:
+            submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
+            search = await _search(submit, f"batcher-{config.id}", docs, p99, seconds)
+            mean_batch = batcher.stats.mean_batch
+        servers[f"batcher-{config.id}"] = {**search.to_dict(), "max_batch": max_batch, "mean_batch": mean_batch}
+        if search.max_rate and (best is None or search.max_rate > best[0]):
+            best = (search.max_rate, config)
+
+    sweep: list[dict[str, Any]] = []
+    if best is not None:
+        config = best[1]
+        async with DynamicBatcher(batch_predict, config, lengths) as batcher:
+            for c in CONCURRENCY:
+                submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
+                point = await closed_loop(submit, c, max(64, 8 * c), docs, server=f"batcher-{config.id}")
+                sweep.append(point.to_dict())
+    return {
+        "scenario": scenario.name,
+        "pairs_per_request": docs,
+        "p99_target_s": p99,
+        "reference": reference,
+        "servers": servers,
+        "closed_loop": sweep,
+    }
+
+
+def measure_load(model: Reranker, spec: WorkloadSpec, scenario: Scenario) -> LoadResults:
+    """The load procedure for one concurrent scenario, on a pool of seeded requests of its size."""
+    docs = scenario.request_pairs
+    workload = build_workload(spec, model.tokenizer, docs * POOL_REQUESTS)
+    pool = [list(workload.pairs[i * docs : (i + 1) * docs]) for i in range(POOL_REQUESTS)]
+    result = asyncio.run(drive(model, pool, scenario, point_seconds(model.device)))
+    return LoadResults({scenario.name: result})
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _p(point: Mapping[str, Any], key: str) -> float | None:
+    return (point.get("latency") or {}).get(key)
+
+
+@dataclass
+class LoadResults:
+    key: ClassVar[str] = "load"
+    scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)  # concurrent scenario -> its load result
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"load": self.scenarios}
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> LoadResults | None:
+        load = data.get("load") or {}
+        return cls(dict(load)) if load else None
+
+    def merge(self, other: LoadResults) -> LoadResults:
+        return LoadResults({**self.scenarios, **other.scenarios})
+
+    def points(self) -> list[dict[str, Any]]:
+        return [p for load in self.scenarios.values() for s in load["servers"].values() for p in s["points"]]
+
+    def summary_lines(self) -> list[str]:
+        out = []
+        for name, load in sorted(self.scenarios.items()):
+            out.append(
+                f"dynamic batcher, scenario {name}: {load['pairs_per_request']} pairs per request, "
+                f"max Poisson rate with p99 <= {load['p99_target_s'] * 1e3:.0f} ms:"
+            )
+            for server, result in load["servers"].items():
+                rate = result.get("max_rate")
+                out.append(f"    {server:<28} {'none' if rate is None else f'{rate:,.1f} req/s'}")
+        return out
+
+    def markdown(self, plots: Mapping[str, str]) -> list[str]:
+        out: list[str] = []
+        for name, load in sorted(self.scenarios.items()):
+            out += _scenario_markdown(name, load, plots)
+        return out
+
+
+_DETAIL = ("server", "offered req/s", "issued req/s", "p50", "p95", "p99", "pairs/s", "meets")
+
+
+def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, str]) -> list[str]:
+    target = load["p99_target_s"]
+    out = [
+        "",
+        f"## Dynamic batcher under load: scenario `{name}`",
+        "",
+        f"{load['pairs_per_request']} pairs per request, Poisson arrivals (open loop); latency from scheduled "
+        f"arrival; p99 target {_ms(target)}. `{load['reference']}` is per-request `predict` with a fixed batch, "
+        "one request at a time.",
+        "",
+    ]
+    summary: list[tuple[str, ...]] = []
+    detail: list[tuple[str, ...]] = []
+    for server, result in load["servers"].items():
+        points = sorted(result["points"], key=lambda p: p["target_rate"])
+        best = next((p for p in points if p["target_rate"] == result.get("max_rate")), None)
+        if best is None:
+            summary.append((f"`{server}`", "none", "-", "-"))
+        else:
+            rate = f"{_rate(best['target_rate'])} req/s"
+            summary.append((f"`{server}`", rate, _rate(best["pairs_per_s"]), _ms(_p(best, "p99"))))
+        for p in points:
+            p99 = _p(p, "p99")
+            meets = "yes" if p["errors"] == 0 and p99 is not None and p99 <= target else "no"
+            detail.append(
+                (
+                    f"`{server}`",
+                    _rate(p["target_rate"]),
+                    _rate(p["arrival_rate"]),
+                    _ms(_p(p, "p50")),
+                    _ms(_p(p, "p95")),
+                    _ms(p99),
+                    _rate(p["pairs_per_s"]),
+                    meets,
+                )
+            )
+    out += Table(("server", f"max rate with p99 <= {_ms(target)}", "pairs/s there", "p99 there"), summary).markdown()
+    if f"load-{name}.png" in plots:
+        out += ["", f"![latency vs load](load-{name}.png)"]
+    out += [
+        "",
+        "<details><summary>p99 vs offered rate, every point</summary>",
+        "",
+        *Table(_DETAIL, detail).markdown(),
+        "",
+        "</details>",
+    ]
+    sweep = load.get("closed_loop") or []
+    if sweep:
+        rows = [
+            (
+                str(p["concurrency"]),
+                _rate(p["throughput_rps"]),
+                _rate(p["pairs_per_s"]),
+                _ms(_p(p, "p50")),
+                _ms(_p(p, "p99")),
+            )
+            for p in sweep
+        ]
+        table = Table(("concurrent callers", "req/s", "pairs/s", "p50", "p99"), rows)
+        out += ["", f"Closed loop, `{sweep[0]['server']}`:", "", *table.markdown()]
+        if f"concurrency-{name}.png" in plots:
+            out += ["", f"![concurrency sweep](concurrency-{name}.png)"]
+    return out

@@ -1,0 +1,161 @@
+"""Measuring matrix cells: a (num_pairs, batch_size) predict call, timed through pytest-benchmark.
+
+The measured callable is ``Reranker.predict`` plus a device synchronisation, wrapped by the call tracker; the
+trackers in ``trackers.TRACKERS`` run during the measured rounds and nothing else does.
+``measurements/overhead.py`` measures what they cost against a bare predict loop.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import device as dev
+from ..backends import Reranker
+from ..errors import UsageError
+from ..flops import flops_per_batch, peak_flops
+from ..hardware import HardwareProfile
+from ..stats import Percentiles
+from ..trackers import TRACKERS, CallTracker, Span, Tracker, cell_fields, track
+from ..workload import Workload
+from .cell import Cell, CellResult, RoundsPolicy
+
+
+def run_identity(model: Reranker, profile: HardwareProfile) -> dict[str, Any]:
+    """What every result of a run is tagged with: the model identity and its key, the profile, the device."""
+    return {
+        **model.identity.to_dict(),
+        "key": model.identity.key(),
+        "profile_id": profile.profile_id,
+        "device": model.device,  # which GPU of a multi-GPU run measured it; not part of the key
+    }
+
+
+class SlowdownInjector:
+    """Test hook (``--rerank-inject-slowdown``): stretches every forward by a fraction of its own duration.
+
+    It stands in for a real regression when proving the gate. Its hooks are registered before the batch tracker's,
+    so the extra time lands inside the measured forward, as a slower kernel would.
+    """
+
+    def __init__(self, module: Any, device: str, fraction: float) -> None:
+        self.fraction = fraction
+        self.sync = dev.synchronizer(device)
+        self._start = 0.0
+        module.register_forward_pre_hook(self._pre)
+        module.register_forward_hook(self._post)
+
+    def _pre(self, *_: Any) -> None:
+        self.sync()
+        self._start = time.perf_counter()
+
+    def _post(self, *_: Any) -> None:
+        self.sync()
+        until = time.perf_counter() + (time.perf_counter() - self._start) * self.fraction
+        while time.perf_counter() < until:  # busy-wait: sleep() overshoots sub-millisecond waits
+            pass
+
+
+class CellRunner:
+    """Runs cells for one reranker on one device; remembers out-of-memory boundaries between cells."""
+
+    def __init__(
+        self, model: Reranker, profile: HardwareProfile, policy: RoundsPolicy, inject_slowdown: float = 0.0
+    ) -> None:
+        self.model = model
+        self.profile = profile
+        self.policy = policy
+        self.device = model.device
+        # smallest batch size that ran out of memory, per (workload, max_length): larger ones are skipped
+        self.oom_floor: dict[tuple[str, int], int] = {}
+        self.identity = run_identity(model, profile)
+        gpu = profile.gpu
+        self.peak = peak_flops(gpu.name if gpu else None, model.identity.dtype) if dev.is_cuda(self.device) else None
+        module = model.batch_module()
+        if inject_slowdown:
+            if module is None:
+                raise UsageError("--rerank-inject-slowdown: this backend exposes no per-batch module to slow down")
+            SlowdownInjector(module, self.device, inject_slowdown)
+        # built once per runner (NVML handles are opened once), started and stopped per cell
+        self.trackers: list[Tracker] = [make(self.device, module) for make in TRACKERS]
+
+    def call_tracker(self, workload: Workload, batch_size: int) -> CallTracker:
+        """The measured callable: one predict call of the workload, synchronised."""
+        model, pairs = self.model, list(workload.pairs)
+        return CallTracker(lambda: model.predict(pairs, batch_size), self.device)
+
+    def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> float | None:
+        config = self.model.flop_config()
+        if self.peak is None or config is None:
+            return None
+        shapes = workload.batch_shapes(batch_size, self.model.identity.max_length)
+        return sum(flops_per_batch(config, b, n) for b, n in shapes) / seconds / self.peak
+
+    def _skip(self, cell: Cell, workload: Workload) -> CellResult | None:
+        floor = self.oom_floor.get((workload.id, self.model.identity.max_length))
+        if floor is None or cell.batch_size < floor:
+            return None
+        reason = f"batch_size {floor} ran out of memory"
+        return CellResult(cell, workload.id, "skipped", reason=reason, identity=self.identity)
+
+    def _rounds(self, benchmark: Any, calls: CallTracker) -> int:
+        """Warm up (which doubles as calibration and as the out-of-memory probe), then the measured rounds."""
+        for _ in range(self.policy.warmup_rounds):
+            calls()
+        rounds = self.policy.rounds_for(Percentiles.of(calls.samples).median)
+        with track([calls, *self.trackers]):
+            if getattr(benchmark, "disabled", False):
+                # pytest-benchmark turns itself off under xdist or --benchmark-disable and would run one call;
+                # the trackers time every call themselves, so run the same rounds here.
+                for _ in range(rounds):
+                    calls()
+            else:
+                benchmark.pedantic(calls, rounds=rounds, warmup_rounds=0, iterations=1)
+        return rounds
+
+    def run(self, benchmark: Any, workload: Workload, batch_size: int) -> CellResult:
+        """Measure one cell with ``benchmark.pedantic``. Out-of-memory is a result, not a crash."""
+        cell = Cell(len(workload), batch_size)
+        skipped = self._skip(cell, workload)
+        if skipped is not None:
+            return skipped
+        max_length = self.model.identity.max_length
+        stats = workload.batch_stats(batch_size, max_length)
+        calls = self.call_tracker(workload, batch_size)
+        dev.free_memory(self.device)  # nothing earlier cells or tests left cached counts towards this cell
+        oom_message = ""
+        try:
+            rounds = self._rounds(benchmark, calls)
+        except Exception as exc:
+            if not dev.is_oom(exc):
+                raise
+            oom_message = str(exc).splitlines()[0]  # keep text only: the traceback pins the failed tensors
+        if oom_message:
+            dev.free_memory(self.device)
+            key = (workload.id, max_length)
+            self.oom_floor[key] = min(batch_size, self.oom_floor.get(key, batch_size))
+            return CellResult(
+                cell,
+                workload.id,
+                "oom",
+                real_tokens=stats.real_tokens,
+                padded_tokens=stats.padded_tokens,
+                reason=f"CUDA out of memory: {oom_message}",
+                identity=self.identity,
+            )
+        span = Span(calls.measured, len(workload), stats.batches)
+        fields = cell_fields([calls.result(span), *(t.result(span) for t in self.trackers)])
+        seconds = len(workload) / fields["pairs_per_s"]  # the median call
+        fields["tokens_per_s"] = stats.real_tokens / seconds
+        fields["padded_tokens_per_s"] = stats.padded_tokens / seconds
+        fields["mfu"] = self._mfu(workload, batch_size, seconds)
+        return CellResult(
+            cell,
+            workload.id,
+            "ok",
+            rounds=rounds,
+            real_tokens=stats.real_tokens,
+            padded_tokens=stats.padded_tokens,
+            fields=fields,
+            identity=self.identity,
+        )

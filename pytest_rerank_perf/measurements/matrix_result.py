@@ -1,0 +1,93 @@
+"""The matrix procedure's result: every cell as JSON, the best batch size per input size, and its tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..report.tables import Table
+from ..trackers.metrics import METRICS, Metric
+
+CellJson = Mapping[str, Any]
+COLUMNS: tuple[Metric, ...] = tuple(m for m in METRICS if m.column and m.scope == "cell")
+HEADER = ("batch", *(m.label for m in COLUMNS), "padding", "rounds")
+
+
+def best_batch_sizes(cells: Iterable[CellJson]) -> dict[int, int]:
+    """Per num_pairs, the batch size with the highest measured throughput (ties: the smaller batch)."""
+    best: dict[int, CellJson] = {}
+    for c in cells:
+        if c["status"] != "ok" or c.get("pairs_per_s") is None:
+            continue
+        cur = best.get(c["num_pairs"])
+        if cur is None or (c["pairs_per_s"], -c["batch_size"]) > (cur["pairs_per_s"], -cur["batch_size"]):
+            best[c["num_pairs"]] = c
+    return {n: c["batch_size"] for n, c in best.items()}
+
+
+def _row(c: CellJson, best: bool) -> tuple[str, ...]:
+    batch = f"{c['batch_size']}{' *' if best else ''}"
+    if c["status"] != "ok":
+        label = "OOM" if c["status"] == "oom" else "skipped"
+        return (batch, label, *[""] * (len(HEADER) - 3), c.get("reason") or "")
+    if c.get("pairs_per_s") is None or (c.get("latency_s") or {}).get("call") is None:
+        raise ValueError(f"cell n{c['num_pairs']}-bs{c['batch_size']} is ok but has no throughput")
+    pad = 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else 0.0
+    figures = []
+    for m in COLUMNS:
+        value = m.read(c)
+        figures.append("-" if value is None else m.fmt(value))
+    return (batch, *figures, f"{pad * 100:.0f}%", str(c["rounds"]))
+
+
+def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
+    """One table per num_pairs, rows by batch size, the best batch size marked."""
+    best = best_batch_sizes(cells)
+    out = []
+    for n in sorted({c["num_pairs"] for c in cells}):
+        group = sorted((c for c in cells if c["num_pairs"] == n), key=lambda c: c["batch_size"])
+        workloads = sorted({c["workload_id"] for c in group})
+        title = f"num_pairs={n}  workload={', '.join(workloads)}  (* = best batch size)"
+        rows = [_row(c, best.get(n) == c["batch_size"] and c["status"] == "ok") for c in group]
+        out.append(Table(HEADER, rows, title))
+    return out
+
+
+def format_matrix(cells: Sequence[CellJson]) -> list[str]:
+    """Lines of the terminal summary: one table per num_pairs."""
+    lines: list[str] = []
+    for table in matrix_tables(cells):
+        lines += [*table.text(), ""]
+    return lines
+
+
+@dataclass
+class MatrixResult:
+    key: ClassVar[str] = "matrix"
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+    def report_fields(self) -> dict[str, Any]:
+        best = best_batch_sizes(self.cells)
+        return {"cells": self.cells, "best_batch_size": {str(n): b for n, b in best.items()}}
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> MatrixResult | None:
+        cells = data.get("cells")
+        return cls([dict(c) for c in cells]) if cells else None
+
+    def merge(self, other: MatrixResult) -> MatrixResult:
+        return MatrixResult(self.cells + other.cells)
+
+    def summary_lines(self) -> list[str]:
+        return format_matrix(self.cells)
+
+    def markdown(self, plots: Mapping[str, str]) -> list[str]:
+        out = ["", "## Throughput matrix", ""]
+        out += [f"![{t}]({f})" for f, t in plots.items() if f in ("throughput.png", "vram.png")]
+        if "vram.png" not in plots:
+            out += ["", "_No VRAM plot: peak VRAM is a GPU figure._"]
+        out += [f"![{t}]({f})" for f, t in plots.items() if f in {f"{m.name}.png" for m in METRICS if m.plot}]
+        for table in matrix_tables(self.cells):
+            out += ["", *table.markdown()]
+        return out

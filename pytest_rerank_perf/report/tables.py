@@ -1,0 +1,32 @@
+"""One table model, rendered to the terminal (aligned text) and to Markdown, so both always show the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]] = ()
+    title: str = ""
+
+    def text(self) -> list[str]:
+        """Left-aligned first column, right-aligned figures, a rule under the header."""
+        rows = [self.header, *self.rows]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(self.header))]
+        out = [self.title] if self.title else []
+        for k, row in enumerate(rows):
+            cells = (cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+            out.append("  ".join(cells))
+            if k == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return out
+
+    def markdown(self, bold: Collection[str] = ()) -> list[str]:
+        """A Markdown table (title in bold above it); cells whose text is in ``bold`` are emphasised."""
+        out = [f"**{self.title}**", ""] if self.title else []
+        out += ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        out += ["| " + " | ".join(f"**{c}**" if c in bold else c for c in row) + " |" for row in self.rows]
+        return out

@@ -1,0 +1,116 @@
+"""Per-run facts resolved once and kept on the pytest config: the options, the device, the hardware profile.
+
+Nothing here imports torch or loads a model until something asks for the device, so the plugin costs nothing in
+a pytest run that does not use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from . import device as dev
+from .backends.cross_encoder import resolve_model_spec
+from .backends.precision import resolve_dtype
+from .errors import RerankPerfError, UsageError
+from .hardware import HardwareProfile, detect
+from .options import RerankOptions, parse_options
+
+OPTIONS_KEY = pytest.StashKey[RerankOptions]()
+DEVICE_KEY = pytest.StashKey[str]()
+PROFILE_KEY = pytest.StashKey[HardwareProfile]()
+
+
+def configure(config: pytest.Config) -> None:
+    """Validate every option once, before anything loads."""
+    try:
+        config.stash[OPTIONS_KEY] = parse_options(config)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def get_options(config: pytest.Config) -> RerankOptions:
+    return config.stash[OPTIONS_KEY]
+
+
+def under_root(config: pytest.Config, option_value: str) -> Path:
+    """A directory option: absolute as given, relative to the rootdir otherwise."""
+    path = Path(option_value)
+    return path if path.is_absolute() else config.rootpath / path
+
+
+def xdist_worker_index() -> int | None:
+    """N for pytest-xdist worker gwN; None outside xdist (and on the xdist controller)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
+
+
+def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: int) -> str:
+    """Under pytest-xdist, worker gwN measures on cuda:N: one worker per GPU, no GPU shared by two workers.
+
+    An explicit ``--rerank-device cuda:K`` is left alone (the user chose).
+    """
+    if worker is None or not dev.is_cuda(resolved) or requested not in ("auto", "cuda"):
+        return resolved
+    if worker >= gpus:
+        raise UsageError(
+            f"pytest-xdist worker gw{worker} has no GPU of its own ({gpus} visible): run with -n {gpus}, one worker "
+            "per GPU, or restrict the GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    return f"cuda:{worker}"
+
+
+def session_device(config: pytest.Config) -> str:
+    """The device this process measures on, resolved once (and pinned per xdist worker)."""
+    if DEVICE_KEY not in config.stash:
+        requested = get_options(config).device
+        try:
+            device = dev.resolve(requested)
+            if dev.is_cuda(device):
+                device = pin_worker_device(requested, device, xdist_worker_index(), dev.device_count())
+                dev.set_device(device)  # stray allocations land on this worker's GPU too
+        except RerankPerfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[DEVICE_KEY] = device
+    return config.stash[DEVICE_KEY]
+
+
+def session_profile(config: pytest.Config) -> HardwareProfile:
+    """The hardware profile, detected once per session: header, fixtures, JSON and summary all show the same one."""
+    if PROFILE_KEY not in config.stash:
+        device = session_device(config)
+        try:
+            if device == "cpu":  # before detection: the thread count is part of a CPU profile id
+                import torch
+
+                torch.set_num_threads(get_options(config).cpu_threads)
+            config.stash[PROFILE_KEY] = detect(device)
+        except RerankPerfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[PROFILE_KEY]
+
+
+def describe_run(config: pytest.Config) -> list[str]:
+    """Header lines for a benchmark run: what will be measured, and a loud label on the CPU fallback."""
+    opts = get_options(config)
+    device = session_device(config)
+    try:
+        dtype = resolve_dtype(opts.dtype, device)
+    except RerankPerfError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    profile = session_profile(config)
+    model = resolve_model_spec(opts.model, device)
+    lines = [
+        f"rerank-perf: profile {profile.summary()}",
+        f"rerank-perf: model {model} on {device}, {dtype}, max_length {opts.max_length}",
+    ]
+    lines += [f"rerank-perf: note: {note}" for note in profile.notes]
+    if not dev.is_cuda(device):
+        lines.append(
+            "rerank-perf: *** CPU FALLBACK: no GPU here. Measuring on the CPU"
+            + (" with the TINY TWIN (2 layers x 64 hidden)" if model == "twin-tiny" else "")
+            + ". These figures show the harness works; they say nothing about GPU performance. ***"
+        )
+    return lines

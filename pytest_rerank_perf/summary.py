@@ -1,0 +1,67 @@
+"""The terminal summary of a run: what was measured, each procedure's lines, scenarios, the baseline and the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .gate.verdict import format_gate
+from .measurements import PROCEDURES
+from .measurements.load import LoadResults
+from .options import RerankOptions
+from .report.run_report import REPORT_FILE, RunReport
+from .scenarios import Scenario
+
+
+def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:
+    slo = f"p99 <= {s.p99_s * 1e3:.0f} ms" if s and s.p99_s else "no SLO"
+    head = f"{r['scenario']:<11} ({s.pairs_text if s else '?'} pairs, {slo}): "
+    if r["batch_size"] is None:
+        return head + "nothing measured fits. " + "; ".join(r.get("notes") or [])
+    if r.get("server"):
+        return head + f"{r['server']} at {r['max_rate']:,.1f} req/s. {r['margin']}"
+    return head + f"batch_size {r['batch_size']} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']}"
+
+
+def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Sequence[str]) -> None:
+    tr.write_sep("=", "rerank-perf summary")
+    for line in header:
+        tr.write_line(line)
+    model = report.model
+    if model:
+        tr.write_line(f"rerank-perf: model id {model['key']} ({model['parameters']:,} parameters)")
+    if report.devices:
+        tr.write_line(f"rerank-perf: merged from {len(report.devices)} xdist workers on {', '.join(report.devices)}")
+    tr.write_line("")
+    for kind in PROCEDURES:
+        result = report.result(kind)
+        for line in result.summary_lines() if result else []:
+            tr.write_line(line)
+    if report.scenarios and (report.cells or report.result(LoadResults)):
+        tr.write_sep("-", "rerank-perf scenario recommendations")
+        limits = {s.name: s for s in opts.scenarios}
+        for r in report.scenarios:
+            tr.write_line(_scenario_line(r, limits.get(r["scenario"])))
+    _summarise_baseline(tr, report, opts)
+
+
+def _summarise_baseline(tr: Any, report: RunReport, opts: RerankOptions) -> None:
+    if report.baseline_recorded:
+        shown = report.baseline_recorded
+        tr.write_sep("=", "rerank-perf baseline recorded")
+        tr.write_line(f"wrote {shown}; commit it with:")
+        tr.write_line(f"    git add {shown} && git commit -m 'Baseline: {shown}'")
+    verdict = report.gate
+    if verdict:
+        tr.write_sep("=", f"rerank-perf regression gate: {verdict.status}")
+        for line in format_gate(verdict):
+            tr.write_line(line, red=verdict.status == "fail" and line.startswith("regression gate"))
+        tr.write_line(f"written: {opts.report_dir}/rerank-summary.md, {opts.report_dir}/rerank-verdict.json")
+        if verdict.status == "fail" and not report.gate_enforced:
+            tr.write_line(
+                "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
+                "between runs (README, Detection power). --rerank-gate enforce makes it fail."
+            )
+    tr.write_line(f"report: {opts.report_dir}/index.md, {opts.report_dir}/{REPORT_FILE} and plots")
+    if report.failure:
+        tr.write_line(f"rerank-perf: FAILED: {report.failure}", red=True)

@@ -1,0 +1,110 @@
+"""The seams stay seams: small modules, one owner of ``torch.cuda``, thin benchmarks, procedures that round-trip."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pytest_rerank_perf import backends, store
+from pytest_rerank_perf.backends.base import Reranker
+from pytest_rerank_perf.backends.standin import CostModel, OomAbove, SkewedLogits
+from pytest_rerank_perf.measurements import PROCEDURES
+from pytest_rerank_perf.measurements.invariance import InvarianceResult
+from pytest_rerank_perf.measurements.load import LoadResults
+from pytest_rerank_perf.measurements.matrix_result import MatrixResult
+from pytest_rerank_perf.measurements.oom_boundary import Boundary, OomBoundaries
+from pytest_rerank_perf.measurements.overhead import OverheadResult
+from pytest_rerank_perf.report.run_report import RunReport, merge_reports
+from pytest_rerank_perf.scenarios import BUILT_IN
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pytest_rerank_perf"
+
+
+def _code(path: Path) -> str:
+    """Source without docstrings and comments: what the module does, not what it says."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_300_lines(path: Path) -> None:
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def test_only_the_device_module_calls_torch_cuda() -> None:
+    callers = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py") if "torch.cuda." in _code(p)]
+    assert [str(p) for p in callers] == ["device.py"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("test_*.py")), ids=lambda p: p.name)
+def test_benchmarks_hold_no_product_logic(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    kinds = {type(node).__name__ for node in ast.walk(tree)}
+    assert not kinds & {"AsyncFunctionDef", "ClassDef", "While", "Lambda"}
+    assert "ThreadPoolExecutor" not in path.read_text(encoding="utf-8")
+
+
+def test_stand_ins_and_the_cross_encoder_implement_the_protocol(tiny_model: backends.CrossEncoderReranker) -> None:
+    assert isinstance(tiny_model, Reranker)
+    for stand_in in (OomAbove(tiny_model, 4), SkewedLogits(tiny_model, "position"), CostModel(lambda n, b: 0.0)):
+        assert isinstance(stand_in, Reranker)
+
+
+def test_registries_name_what_exists() -> None:
+    assert "sentence-transformers" in backends.LOADERS
+    assert "file" in store.STORES
+    assert {p.key for p in PROCEDURES} == {"matrix", "overhead", "oom_boundary", "load", "invariance"}
+
+
+def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
+    cell = {
+        "status": "ok",
+        "num_pairs": 10,
+        "batch_size": cell_batch,
+        "pairs_per_s": 10.0 * cell_batch,
+        "workload_id": "w-n10",
+        "rounds": 3,
+        "real_tokens": 1,
+        "padded_tokens": 1,
+        "latency_s": {"call": {}},
+    }
+    return RunReport(
+        created="2026-11-25T00:00:00Z",
+        device=device,
+        profile={"profile_id": "p"},
+        profile_summary="p",
+        model={"key": "k", "max_length": 512},
+        results={
+            "matrix": MatrixResult([cell]),
+            "oom_boundary": OomBoundaries({boundary: Boundary(8, 9, ((8, True), (9, False)))}),
+            "invariance": InvarianceResult("fp16", [0.01 * boundary / 128]),
+            "overhead": OverheadResult(0.01, (0.0, 0.02), 40, 50, 16, 0.1),
+            "load": LoadResults({f"s{boundary}": {"servers": {}}}),
+        },
+    )
+
+
+def test_every_procedure_round_trips_through_the_report_json() -> None:
+    report = _report("cuda:0", 4, 128)
+    data = report.to_dict()
+    again = RunReport.from_dict(data, Path("report.json"))
+    assert again.to_dict() == data
+    assert set(again.results) == {p.key for p in PROCEDURES}
+
+
+def test_xdist_reports_merge_per_procedure() -> None:
+    merged = merge_reports([_report("cuda:1", 8, 256), _report("cuda:0", 4, 128)], BUILT_IN)
+    assert merged.devices == ["cuda:0", "cuda:1"]
+    assert [c["batch_size"] for c in merged.cells] == [4, 8]
+    assert set(merged.result(OomBoundaries).boundaries) == {128, 256}
+    assert merged.result(InvarianceResult).max_deviation == pytest.approx(0.02)
+    assert set(merged.result(LoadResults).scenarios) == {"s128", "s256"}
+    assert merged.to_dict()["best_batch_size"] == {"10": 8}
