@@ -10,7 +10,14 @@ import pytest
 from .backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
 from .backends.cross_encoder import validate_max_length
 from .errors import UsageError, WorkloadError
-from .gate.thresholds import DEFAULT_ALPHA, ThresholdRule, parse_alpha, parse_percent, parse_threshold_rules
+from .gate.thresholds import (
+    DEFAULT_ALPHA,
+    GATED_NAMES,
+    ThresholdRule,
+    parse_alpha,
+    parse_percent,
+    parse_threshold_rules,
+)
 from .lengths import LengthDist, parse_length_dist
 from .scenarios import BUILT_IN, Scenario, parse_scenarios
 from .store import RECORD_COMMAND
@@ -163,7 +170,7 @@ def add_options(parser: pytest.Parser) -> None:
         "rerank_thresholds",
         type="linelist",
         default=[],
-        help="gate thresholds, one [PATTERN:]METRIC=PCT per line (metrics: throughput, latency, vram)",
+        help=f"gate thresholds, one [PATTERN:]METRIC=PCT per line (metrics: {', '.join(GATED_NAMES)})",
     )
     parser.addini(
         "rerank_scenarios",

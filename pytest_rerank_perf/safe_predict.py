@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import device as dev
+from .backends.base import Reranker
 from .pairs import Pair, check_pairs, crossencoder_order
 from .validation import positive_int
 
@@ -27,7 +28,8 @@ def safe_predict(model: Any, pairs: Sequence[Pair], batch_size: int = 32, **pred
     Batches are cut in ``predict``'s own order (longest first, so the first batch is the largest one) and run one
     ``predict`` call each. When a batch runs out of memory only that batch is retried, at half the size (never
     straight to 1), and the smaller size is kept for the rest; finished batches are never recomputed. Raises
-    the out-of-memory error if even one pair does not fit.
+    the out-of-memory error if even one pair does not fit. ``predict_kwargs`` go to a ``CrossEncoder``'s
+    ``predict`` (a ``Reranker`` takes none).
     """
     items = check_pairs(pairs, "safe_predict")
     positive_int(batch_size, "safe_predict: batch_size", ValueError)
@@ -35,6 +37,8 @@ def safe_predict(model: Any, pairs: Sequence[Pair], batch_size: int = 32, **pred
     if not items:
         return SafePrediction(scores, batch_size, ())
     device = str(getattr(model, "device", "cpu"))
+    if not isinstance(model, Reranker):  # a plain CrossEncoder: no progress bar per batch, as predict's callers expect
+        predict_kwargs = {"show_progress_bar": False, **predict_kwargs}
     order = crossencoder_order(items)
     halvings: list[int] = []
     start, size = 0, batch_size

@@ -27,7 +27,7 @@ from .options import RerankOptions
 from .report.folder import write_report
 from .report.run_report import RunReport, merge_reports
 from .store import BaselineError, BaselineProfile, BaselineStore, open_store, section_from_cells
-from .store.json_files import clash_error, clashes
+from .store.merging import clash_error, clashes
 from .store.schema import cell_key, now_utc
 from .workload import Workload
 

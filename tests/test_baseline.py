@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from pytest_rerank_perf.fsutil import write_atomic
-from pytest_rerank_perf.store.json_files import merge, record
+from pytest_rerank_perf.store.json_files import record
+from pytest_rerank_perf.store.merging import merge
 from pytest_rerank_perf.store.reader import BaselineError, parse_profile, read_profile
 from pytest_rerank_perf.store.schema import BaselineCell, BaselineProfile, MetricSummary, ModelBaseline, dumps
 

@@ -224,3 +224,34 @@ def test_a_plotted_metric_gets_its_plot_where_measured(tmp_path: Path) -> None:
     cpu = {"model": {}, "profile": {}, "cells": [_cell_json(None)]}
     (tmp_path / "cpu").mkdir()
     assert "energy.png" not in [p.filename for p in write_plots(cpu, tmp_path / "cpu")]
+
+
+def test_a_cell_that_did_not_run_keeps_every_figure_as_null_with_the_reason(
+    tiny_model: Any, tiny_tokenizer: Any
+) -> None:
+    from pytest_rerank_perf.backends.standin import OomAbove
+    from pytest_rerank_perf.hardware import detect
+    from pytest_rerank_perf.measurements.cell import RoundsPolicy
+    from pytest_rerank_perf.measurements.matrix import CellRunner
+    from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+
+    runner = CellRunner(OomAbove(tiny_model, 2), detect("cpu"), RoundsPolicy(1, 2, 0.0, fixed_rounds=2))
+    work = build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 8)
+    for batch_size in (4, 8):  # out of memory, then skipped
+        cell = runner.run(None, work, batch_size).to_dict()
+        assert cell["status"] in ("oom", "skipped")
+        for key in ("pairs_per_s", "tokens_per_s", "peak_vram_allocated_bytes", "energy_j_per_1k_pairs", "mfu"):
+            assert key in cell, key
+            assert cell[key] is None, key
+        assert cell["latency_s"] == {"call": None, "batch": None}
+        assert cell["why_null"]["*"] == cell["reason"]
+
+
+def test_no_matplotlib_note_when_nothing_could_be_plotted(tmp_path: Path) -> None:
+    from pytest_rerank_perf.measurements.invariance import InvarianceResult
+    from pytest_rerank_perf.report.markdown import report_markdown
+    from pytest_rerank_perf.report.run_report import RunReport
+
+    report = RunReport("now", "cpu", {}, "p", {}, results={"invariance": InvarianceResult("fp32", [1e-6])})
+    assert "matplotlib is not installed" not in report_markdown(report, [])
+    assert "## Score invariance" in report_markdown(report, [])

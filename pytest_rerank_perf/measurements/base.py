@@ -21,6 +21,10 @@ class MeasurementResult(Protocol):
         """Top-level fields of ``report.json`` (the names the report has always used)."""
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        """``report_fields`` of a run where this procedure did not run."""
+
+    @classmethod
     def from_report(cls: type[M], data: Mapping[str, Any]) -> M | None:
         """The result from a saved report; None where the report has none."""
 

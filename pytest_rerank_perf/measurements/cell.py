@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import device as dev
+from ..trackers.metrics import METRICS
 
 Status = Literal["ok", "oom", "skipped"]
 
@@ -45,6 +46,24 @@ class RoundsPolicy:
             return self.fixed_rounds
         wanted = math.ceil(self.min_time_s / max(seconds_per_call, 1e-9))
         return max(self.min_rounds, min(self.max_rounds, wanted))
+
+
+def null_fields(reason: str) -> dict[str, Any]:
+    """Every registered figure of a cell that did not run, as null (the innermost object of a dotted field), and
+    why: a missing figure is never absent or zero."""
+    fields: dict[str, Any] = {}
+    for m in METRICS:
+        if m.scope != "cell":
+            continue
+        *parents, leaf = m.cell_field.split(".")
+        if len(parents) > 1:
+            parents, leaf = parents[:-1], parents[-1]
+        into = fields
+        for part in parents:
+            into = into.setdefault(part, {})
+        into[leaf] = None
+    fields["why_null"] = {"*": reason}
+    return fields
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,10 @@ class InvarianceResult:
         return {"invariance_max_logit_deviation": self.max_deviation}
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        return {"invariance_max_logit_deviation": None}
+
+    @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> InvarianceResult | None:
         value = data.get("invariance_max_logit_deviation")
         return None if value is None else cls((data.get("model") or {}).get("dtype", "?"), [float(value)])

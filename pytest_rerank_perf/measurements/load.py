@@ -126,6 +126,10 @@ class LoadResults:
         return {"load": self.scenarios}
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        return {"load": {}}
+
+    @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> LoadResults | None:
         load = data.get("load") or {}
         return cls(dict(load)) if load else None

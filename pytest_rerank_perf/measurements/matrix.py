@@ -18,7 +18,7 @@ from ..hardware import HardwareProfile
 from ..stats import Percentiles
 from ..trackers import TRACKERS, CallTracker, Span, Tracker, cell_fields, track
 from ..workload import Workload
-from .cell import Cell, CellResult, RoundsPolicy
+from .cell import Cell, CellResult, RoundsPolicy, null_fields
 
 
 def run_identity(model: Reranker, profile: HardwareProfile) -> dict[str, Any]:
@@ -96,7 +96,9 @@ class CellRunner:
         if floor is None or cell.batch_size < floor:
             return None
         reason = f"batch_size {floor} ran out of memory"
-        return CellResult(cell, workload.id, "skipped", reason=reason, identity=self.identity)
+        return CellResult(
+            cell, workload.id, "skipped", fields=null_fields(reason), reason=reason, identity=self.identity
+        )
 
     def _rounds(self, benchmark: Any, calls: CallTracker) -> int:
         """Warm up (which doubles as calibration and as the out-of-memory probe), then the measured rounds."""
@@ -134,18 +136,15 @@ class CellRunner:
             dev.free_memory(self.device)
             key = (workload.id, max_length)
             self.oom_floor[key] = min(batch_size, self.oom_floor.get(key, batch_size))
+            reason = f"CUDA out of memory: {oom_message}"
+            tokens = {"real_tokens": stats.real_tokens, "padded_tokens": stats.padded_tokens}
             return CellResult(
-                cell,
-                workload.id,
-                "oom",
-                real_tokens=stats.real_tokens,
-                padded_tokens=stats.padded_tokens,
-                reason=f"CUDA out of memory: {oom_message}",
-                identity=self.identity,
+                cell, workload.id, "oom", **tokens, fields=null_fields(reason), reason=reason, identity=self.identity
             )
         span = Span(calls.measured, len(workload), stats.batches)
-        fields = cell_fields([calls.result(span), *(t.result(span) for t in self.trackers)])
-        seconds = len(workload) / fields["pairs_per_s"]  # the median call
+        timed = calls.result(span)
+        fields = cell_fields([timed, *(t.result(span) for t in self.trackers)])
+        seconds = timed.latency.median
         fields["tokens_per_s"] = stats.real_tokens / seconds
         fields["padded_tokens_per_s"] = stats.padded_tokens / seconds
         fields["mfu"] = self._mfu(workload, batch_size, seconds)

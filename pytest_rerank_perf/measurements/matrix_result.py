@@ -72,6 +72,10 @@ class MatrixResult:
         return {"cells": self.cells, "best_batch_size": {str(n): b for n, b in best.items()}}
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        return {"cells": [], "best_batch_size": {}}
+
+    @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> MatrixResult | None:
         cells = data.get("cells")
         return cls([dict(c) for c in cells]) if cells else None

@@ -85,6 +85,10 @@ class OomBoundaries:
         return {"oom_boundaries": {str(k): asdict(b) for k, b in sorted(self.boundaries.items())}}
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        return {"oom_boundaries": {}}
+
+    @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> OomBoundaries | None:
         raw = data.get("oom_boundaries") or {}
         if not raw:

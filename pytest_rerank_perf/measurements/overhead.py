@@ -36,6 +36,10 @@ class OverheadResult:
         return {"harness_overhead": {**asdict(self), "iqr": list(self.iqr)}}
 
     @classmethod
+    def empty_fields(cls) -> dict[str, Any]:
+        return {"harness_overhead": None}
+
+    @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> OverheadResult | None:
         raw = data.get("harness_overhead")
         return None if not raw else cls(**{**raw, "iqr": tuple(raw["iqr"])})

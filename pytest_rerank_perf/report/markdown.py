@@ -8,6 +8,7 @@ from typing import Any
 
 from ..gate.verdict import gate_markdown
 from ..measurements import PROCEDURES
+from ..measurements.load import LoadResults
 from .plots import Plot, subject
 from .run_report import RunReport
 from .tables import Table
@@ -65,7 +66,7 @@ def _scenarios(recs: Sequence[Mapping[str, Any]]) -> list[str]:
 def report_markdown(report: RunReport, plots: Sequence[Plot]) -> str:
     files = {p.filename: p.title for p in plots}
     out = _header(report)
-    if not plots and report.results:
+    if not plots and (report.cells or report.result(LoadResults)):
         out.append("- **no plots:** matplotlib is not installed (`pip install matplotlib`, then `rerank-perf render`)")
     out += _scenarios(report.scenarios)
     for kind in PROCEDURES:

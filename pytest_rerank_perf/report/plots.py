@@ -200,7 +200,8 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
 
 def plot_gate(data: Report, out_dir: Path) -> Plot | None:
     gate = data.get("gate") or {}
-    rows = [c for c in gate.get("comparisons") or [] if c["metric"] in ("throughput", "latency")]
+    sampled = {m.name for m in METRICS if m.kind == "samples"}
+    rows = [c for c in gate.get("comparisons") or [] if c["metric"] in sampled]
     if not rows:
         return None
     plt = _pyplot()

@@ -8,7 +8,7 @@ by procedure key and write their own top-level fields, so the JSON keeps the nam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +67,10 @@ class RunReport:
             "profile": self.profile,
             "profile_summary": self.profile_summary,
             "model": self.model,
-            "cells": [],
-            "best_batch_size": {},
-            "harness_overhead": None,
-            "oom_boundaries": {},
-            "invariance_max_logit_deviation": None,
-            "load": {},
         }
-        for result in self.results.values():
-            data.update(result.report_fields())
+        for kind in PROCEDURES:  # every procedure's keys, empty where it did not run
+            result = self.results.get(kind.key)
+            data.update(result.report_fields() if result is not None else kind.empty_fields())
         data.update(
             scenarios=self.scenarios,
             gate=self.gate.to_dict() if self.gate else None,
@@ -155,6 +150,8 @@ def merge_reports(reports: Sequence[RunReport], scenarios: Sequence[Scenario]) -
     gate = gates[0] if gates else None
     for other in gates[1:]:
         gate = gate.merge(other) if gate else other
+    if gate and len(gates) > 1:
+        gate = replace(gate, message=f"{len(gates)} workers: " + " | ".join(g.message for g in gates))
     merged = RunReport(
         created=reports[0].created,
         device=", ".join(r.device for r in reports),

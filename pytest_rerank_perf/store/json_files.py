@@ -7,56 +7,12 @@ each other's cells, and nothing already recorded is replaced unless asked (``--r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from ..fsutil import locked, write_atomic
-from .reader import BaselineError, read_profile
+from .merging import merge
+from .reader import read_profile
 from .schema import BaselineProfile, ModelBaseline, dumps
-
-
-def clashes(existing: BaselineProfile | None, key: str, cells: Iterable[str], booms: Iterable[str] = ()) -> list[str]:
-    """Which of these cells (and OOM boundaries) the profile already records for model ``key``."""
-    old = existing.models.get(key) if existing else None
-    if old is None:
-        return []
-    found = sorted(set(old.cells) & set(cells))
-    return found + [f"oom_boundaries[{k}]" for k in sorted(set(old.oom_boundaries) & set(booms))]
-
-
-def clash_error(key: str, found: Sequence[str]) -> BaselineError:
-    shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-    return BaselineError(
-        f"the baseline for {key} already records {shown}; nothing was overwritten. "
-        "Add --rerank-force to replace them (cells not re-measured keep their values)."
-    )
-
-
-def merge(
-    existing: BaselineProfile | None, key: str, section: ModelBaseline, force: bool, append: bool = False
-) -> BaselineProfile:
-    """``existing`` with ``section``'s cells added; cells not re-measured keep their old values.
-
-    Replacing a recorded cell (or OOM boundary) needs ``force``; without it nothing changes and the clash is raised.
-    ``append`` pools the samples of cells recorded before with this run's instead (another process, same cells).
-    """
-    base = existing or BaselineProfile(str(section.hardware.get("profile_id", "")))
-    old = base.models.get(key)
-    if old is None:
-        return replace(base, models={**base.models, key: section})
-    found = clashes(existing, key, section.cells, section.oom_boundaries)
-    if found and not (force or append):
-        raise clash_error(key, found)
-    cells = dict(section.cells)
-    if append:
-        cells = {k: old.cells[k].pooled(c) if k in old.cells else c for k, c in cells.items()}
-    merged = replace(
-        section,
-        cells={**old.cells, **cells},
-        oom_boundaries={**old.oom_boundaries, **section.oom_boundaries},
-    )
-    return replace(base, models={**base.models, key: merged})
 
 
 def record(path: Path, key: str, section: ModelBaseline, force: bool, append: bool = False) -> BaselineProfile:

@@ -88,6 +88,7 @@ class NvmlSampler:
             return
         self.peak_process = self.peak_device = None
         self._stop.clear()
+        self._sample()  # a cell shorter than one interval still gets a reading at its start
         self._thread = threading.Thread(target=self._run, name="rerank-nvml-sampler", daemon=True)
         self._thread.start()
 
