@@ -109,10 +109,15 @@ def power_table(columns: dict[str, PowerSettings], trials: int, slowdowns: Seque
 
 
 def main() -> None:  # python -m pytest_rerank_perf.gate.detection_power [trials]
-    import sys
+    import argparse
     from dataclasses import replace
 
-    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_rerank_perf.gate.detection_power",
+        description="How often the regression gate fires, per injected slowdown (README, Detection power).",
+    )
+    parser.add_argument("trials", nargs="?", type=int, default=2000, help="trials per table cell (default 2000)")
+    trials = parser.parse_args().trials
     calls = replace(SHARED_CPU, run_sigma=0.0)
     columns = {
         "call noise, 5% threshold": PowerSettings(noise=calls),
