@@ -8,10 +8,9 @@ a long right tail), so the gate uses a rank test, as asv does, rather than a t-t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -52,19 +51,6 @@ class Percentiles:
             "max": self.max,
             "count": self.count,
         }
-
-    @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> Percentiles:
-        median = float(data.get("median", data.get("p50")))
-        return Percentiles(
-            median=median,
-            p90=float(data.get("p90", median)),
-            p95=float(data.get("p95", median)),
-            p99=float(data["p99"]),
-            mean=float(data.get("mean", median)),
-            max=float(data.get("max", data["p99"])),
-            count=int(data.get("count", 0)),
-        )
 
 
 EXACT_LIMIT = 2500  # m * n up to which the exact null distribution of U is used (no ties)

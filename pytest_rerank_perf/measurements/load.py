@@ -17,7 +17,7 @@ from .. import device as dev
 from ..backends import Pair, Reranker
 from ..batching import BatcherConfig, DynamicBatcher, token_counter
 from ..loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
-from ..report.tables import Table
+from ..report.tables import Table, ms, rate
 from ..scenarios import Scenario
 from ..workload import WorkloadSpec, build_workload
 
@@ -105,14 +105,6 @@ def measure_load(model: Reranker, spec: WorkloadSpec, scenario: Scenario) -> Loa
     return LoadResults({scenario.name: result})
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
 def _p(point: Mapping[str, Any], key: str) -> float | None:
     return (point.get("latency") or {}).get(key)
 
@@ -148,8 +140,8 @@ class LoadResults:
                 f"max Poisson rate with p99 <= {load['p99_target_s'] * 1e3:.0f} ms:"
             )
             for server, result in load["servers"].items():
-                rate = result.get("max_rate")
-                out.append(f"    {server:<28} {'none' if rate is None else f'{rate:,.1f} req/s'}")
+                best = result.get("max_rate")
+                out.append(f"    {server:<28} {'none' if best is None else f'{best:,.1f} req/s'}")
         return out
 
     def markdown(self, plots: Mapping[str, str]) -> list[str]:
@@ -169,7 +161,7 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
         f"## Dynamic batcher under load: scenario `{name}`",
         "",
         f"{load['pairs_per_request']} pairs per request, Poisson arrivals (open loop); latency from scheduled "
-        f"arrival; p99 target {_ms(target)}. `{load['reference']}` is per-request `predict` with a fixed batch, "
+        f"arrival; p99 target {ms(target)}. `{load['reference']}` is per-request `predict` with a fixed batch, "
         "one request at a time.",
         "",
     ]
@@ -181,24 +173,24 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
         if best is None:
             summary.append((f"`{server}`", "none", "-", "-"))
         else:
-            rate = f"{_rate(best['target_rate'])} req/s"
-            summary.append((f"`{server}`", rate, _rate(best["pairs_per_s"]), _ms(_p(best, "p99"))))
+            max_rate = f"{rate(best['target_rate'])} req/s"
+            summary.append((f"`{server}`", max_rate, rate(best["pairs_per_s"]), ms(_p(best, "p99"))))
         for p in points:
             p99 = _p(p, "p99")
             meets = "yes" if p["errors"] == 0 and p99 is not None and p99 <= target else "no"
             detail.append(
                 (
                     f"`{server}`",
-                    _rate(p["target_rate"]),
-                    _rate(p["arrival_rate"]),
-                    _ms(_p(p, "p50")),
-                    _ms(_p(p, "p95")),
-                    _ms(p99),
-                    _rate(p["pairs_per_s"]),
+                    rate(p["target_rate"]),
+                    rate(p["arrival_rate"]),
+                    ms(_p(p, "p50")),
+                    ms(_p(p, "p95")),
+                    ms(p99),
+                    rate(p["pairs_per_s"]),
                     meets,
                 )
             )
-    out += Table(("server", f"max rate with p99 <= {_ms(target)}", "pairs/s there", "p99 there"), summary).markdown()
+    out += Table(("server", f"max rate with p99 <= {ms(target)}", "pairs/s there", "p99 there"), summary).markdown()
     if f"load-{name}.png" in plots:
         out += ["", f"![latency vs load](load-{name}.png)"]
     out += [
@@ -214,10 +206,10 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
         rows = [
             (
                 str(p["concurrency"]),
-                _rate(p["throughput_rps"]),
-                _rate(p["pairs_per_s"]),
-                _ms(_p(p, "p50")),
-                _ms(_p(p, "p99")),
+                rate(p["throughput_rps"]),
+                rate(p["pairs_per_s"]),
+                ms(_p(p, "p50")),
+                ms(_p(p, "p99")),
             )
             for p in sweep
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,15 +10,7 @@ from ..measurements import PROCEDURES
 from ..measurements.load import LoadResults
 from .plots import Plot, subject
 from .run_report import RunReport
-from .tables import Table
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1e3:.1f} ms"
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+from .tables import Table, ms, rate
 
 
 def _header(report: RunReport) -> list[str]:
@@ -53,7 +44,7 @@ def _scenario_row(r: Mapping[str, Any]) -> tuple[str, ...]:
         notes.append(f"judged on {judged} pairs per call")
     scenario = f"**{r['scenario']}**: {r['description']}"
     margin = r.get("margin") or "-"
-    return (scenario, choice, _rate(r.get("pairs_per_s")), _ms(r.get("p99_s")), margin, "; ".join(notes) or "-")
+    return (scenario, choice, rate(r.get("pairs_per_s")), ms(r.get("p99_s")), margin, "; ".join(notes) or "-")
 
 
 def _scenarios(recs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -30,3 +31,13 @@ class Table:
         out += ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
         out += ["| " + " | ".join(f"**{c}**" if c in bold else c for c in row) + " |" for row in self.rows]
         return out
+
+
+def ms(seconds: float | None) -> str:
+    """A duration for a table: milliseconds, or "-" where there is none."""
+    return "-" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1e3:.1f} ms"
+
+
+def rate(value: float | None) -> str:
+    """A rate for a table (pairs/s, requests/s), or "-" where there is none."""
+    return "-" if value is None else f"{value:,.1f}"
