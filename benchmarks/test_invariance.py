@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_rerank_perf.backends import Reranker
@@ -14,7 +14,6 @@ from pytest_rerank_perf.strategies import pair_sets
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 
 
-@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_scores_are_invariant(
     rerank_model: Reranker, rerank_invariance: Any, rerank_session: RerankSession, data: st.DataObject

@@ -4,7 +4,8 @@
     rerank-perf diff OLD.json NEW.json [--threshold [PATTERN:]METRIC=PCT ...] [--alpha 0.01] [--markdown FILE]
 
 Both take ``report.json`` or pytest-benchmark's JSON from a run with the plugin active. ``diff`` exits 1 when NEW
-has a regression against OLD (significant and beyond threshold, as the gate judges), 2 on bad input.
+has a regression against OLD (significant and beyond threshold, as the gate judges) or cells measured on a
+throttled GPU that could not be compared, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from .errors import RerankPerfError
 from .fsutil import write_atomic
-from .gate.compare import GateReport, gate
+from .gate.compare import GateReport, gate, throttled_cells
 from .gate.thresholds import DEFAULT_ALPHA, GateSettings, parse_alpha, parse_threshold_rules
 from .gate.verdict import format_gate, gate_markdown
+from .measurements.matrix_result import MatrixResult
 from .report.folder import load_report, write_report
 from .report.run_report import RunReport
 from .store import ModelBaseline
@@ -52,7 +54,9 @@ def diff_reports(
         )
     kind = "cuda" if new.profile.get("gpu") else "cpu"
     settings = GateSettings.for_device(kind, parse_threshold_rules(rules), parse_alpha(alpha, "--alpha"))
-    return gate(base, now, settings, str(old_path), str(new_key))
+    matrix = new.result(MatrixResult)
+    throttled = throttled_cells(matrix.cells if matrix else [])
+    return gate(base, now, settings, str(old_path), str(new_key), throttled)
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -66,7 +70,7 @@ def _diff(args: argparse.Namespace) -> int:
         print(line)
     if args.markdown:
         write_atomic(Path(args.markdown), gate_markdown(report, f"{old_profile} -> {new_profile}"))
-    return 1 if report.status == "fail" else 0
+    return 1 if report.status in ("fail", "incomplete") else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

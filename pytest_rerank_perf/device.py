@@ -4,6 +4,7 @@ memory statistics and the out-of-memory error types.
 Everything else asks this module, so a test can substitute a fake GPU in one place, and every call names the
 device it is about: a tracker measuring ``cuda:1`` never synchronises or records on the current device instead.
 Every function is a no-op (or returns None) for ``cpu``: "not measured" is never zero. torch is imported lazily.
+``use_cuda`` swaps ``torch.cuda`` for a stand-in (``pytest_rerank_perf.fakegpu``): the seam the CI's fake GPU uses.
 """
 
 from __future__ import annotations
@@ -15,12 +16,34 @@ from typing import Any
 
 from .errors import DeviceError
 
+_stand_in: Any = None  # what answers instead of ``torch.cuda`` while a fake GPU is installed
+
+
+def use_cuda(stand_in: Any) -> None:
+    """Answer every CUDA question from ``stand_in`` (an object with ``torch.cuda``'s API); None restores torch."""
+    global _stand_in
+    _stand_in = stand_in
+
+
+def _cuda() -> Any:
+    if _stand_in is not None:
+        return _stand_in
+    import torch
+
+    return torch.cuda
+
 # Out-of-memory as cuBLAS/cuDNN report it: a RuntimeError whose text names a failed allocation.
 _OOM_TEXT = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "CUDA out of memory")
 
 
 def is_cuda(device: str) -> bool:
     return device.startswith("cuda")
+
+
+def placement(device: str) -> str:
+    """Where a model's tensors go for ``device``: the device itself, or the CPU under a fake GPU, whose forwards run
+    for real on the CPU while the stand-in accounts their memory and time as if on ``device``."""
+    return "cpu" if is_cuda(device) and _stand_in is not None else device
 
 
 def index_of(device: str) -> int:
@@ -31,49 +54,41 @@ def index_of(device: str) -> int:
 
 def cuda_available() -> bool:
     try:
-        import torch
+        return bool(_cuda().is_available())
     except ImportError:
         return False
-    return bool(torch.cuda.is_available())
 
 
 def device_count() -> int:
-    import torch
-
-    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    cuda = _cuda()
+    return int(cuda.device_count()) if cuda.is_available() else 0
 
 
 def current_index() -> int:
-    import torch
-
-    return int(torch.cuda.current_device())
+    return int(_cuda().current_device())
 
 
 def set_device(device: str) -> None:
     """Make ``device`` current in this thread: stray allocations land on it too."""
     if is_cuda(device):
-        import torch
-
-        torch.cuda.set_device(index_of(device))
+        _cuda().set_device(index_of(device))
 
 
 def properties(index: int) -> Any:
     """torch's device properties (name, total_memory, major, minor, uuid, multi_processor_count)."""
-    import torch
-
-    return torch.cuda.get_device_properties(index)
+    return _cuda().get_device_properties(index)
 
 
 def bf16_supported(device: str) -> bool:
     if not is_cuda(device):
         return True
-    import torch
-
-    return bool(torch.cuda.is_bf16_supported())
+    return bool(_cuda().is_bf16_supported())
 
 
 def cuda_build() -> str | None:
     """The CUDA version torch was built with; None for a CPU build."""
+    if _stand_in is not None:
+        return str(_stand_in.version_cuda)
     import torch
 
     return torch.version.cuda
@@ -85,9 +100,9 @@ def resolve(device: str) -> str:
         return "cuda:0" if cuda_available() else "cpu"
     if device == "cpu":
         return device
-    import torch
-
     if not cuda_available():
+        import torch
+
         raise DeviceError(
             f"--rerank-device {device} asked for a GPU, but torch sees no CUDA device "
             f"(torch {torch.__version__}, CUDA build: {cuda_build() or 'no'}). "
@@ -104,19 +119,15 @@ def resolve(device: str) -> str:
 def synchronize(device: str) -> None:
     """Wait for the work queued on ``device`` (this device, not the current one)."""
     if is_cuda(device):
-        import torch
-
-        torch.cuda.synchronize(index_of(device))
+        _cuda().synchronize(index_of(device))
 
 
 def synchronizer(device: str) -> Callable[[], None]:
     """A cheap callable that synchronises ``device``; a no-op on the CPU."""
     if not is_cuda(device):
         return lambda: None
-    import torch
-
-    index = index_of(device)
-    return lambda: torch.cuda.synchronize(index)
+    cuda, index = _cuda(), index_of(device)
+    return lambda: cuda.synchronize(index)
 
 
 def stamp(device: str) -> Any:
@@ -124,11 +135,9 @@ def stamp(device: str) -> Any:
     wall clock on the CPU. Read pairs of stamps with ``elapsed``."""
     if not is_cuda(device):
         return time.perf_counter()
-    import torch
-
-    index = index_of(device)
-    event = torch.cuda.Event(enable_timing=True)
-    event.record(torch.cuda.current_stream(index))
+    cuda = _cuda()
+    event = cuda.Event(enable_timing=True)
+    event.record(cuda.current_stream(index_of(device)))
     return event
 
 
@@ -145,22 +154,25 @@ def reset_peaks(device: str) -> None:
     """Reset the peak counters to what is allocated and reserved now (after ``free_memory`` at a cell's start, that
     is the resident weights and what the cell's own warm-up cached)."""
     if is_cuda(device):
-        import torch
-
-        index = index_of(device)
-        torch.cuda.synchronize(index)
-        torch.cuda.reset_peak_memory_stats(index)
+        cuda, index = _cuda(), index_of(device)
+        cuda.synchronize(index)
+        cuda.reset_peak_memory_stats(index)
 
 
 def peaks(device: str) -> tuple[int | None, int | None]:
     """(peak allocated, peak reserved) bytes since ``reset_peaks``; (None, None) on the CPU."""
     if not is_cuda(device):
         return None, None
-    import torch
+    cuda, index = _cuda(), index_of(device)
+    cuda.synchronize(index)
+    return int(cuda.max_memory_allocated(index)), int(cuda.max_memory_reserved(index))
 
-    index = index_of(device)
-    torch.cuda.synchronize(index)
-    return int(torch.cuda.max_memory_allocated(index)), int(torch.cuda.max_memory_reserved(index))
+
+def allocated(device: str) -> int | None:
+    """Bytes held by live tensors on ``device`` now (after ``free_memory``: the resident weights); None on the CPU."""
+    if not is_cuda(device):
+        return None
+    return int(_cuda().memory_allocated(index_of(device)))
 
 
 def free_memory(device: str) -> None:
@@ -168,9 +180,7 @@ def free_memory(device: str) -> None:
     each cell, so its memory figures never include what earlier cells or tests left cached."""
     gc.collect()
     if is_cuda(device):
-        import torch
-
-        torch.cuda.empty_cache()
+        _cuda().empty_cache()  # every device's cache: the allocator empties them all
 
 
 def out_of_memory(message: str = "CUDA out of memory. Tried to allocate 2.00 GiB") -> Exception:

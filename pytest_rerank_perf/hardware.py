@@ -10,6 +10,7 @@ import contextlib
 import os
 import platform
 import re
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -35,6 +36,7 @@ class GpuInfo:
     max_sm_clock_mhz: int | None = None
     throttle_reasons: tuple[str, ...] = ()
     mig_mode: str | None = None  # "enabled" | "disabled" | None when unsupported
+    sm_count: int | None = None  # SMs this process sees (a MIG slice's share): scales the MFU peak
 
 
 @dataclass(frozen=True)
@@ -110,60 +112,70 @@ def _cpu_profile_id(model: str, cores: int, threads: int) -> str:
     return f"cpu-{slugify(name)}-{cores}c-{threads}t"
 
 
+def _gpu_from_torch(index: int, props: Any) -> GpuInfo:
+    return GpuInfo(
+        index=index,
+        name=props.name,
+        memory_total_bytes=int(props.total_memory),
+        compute_capability=f"{props.major}.{props.minor}",
+        sm_count=getattr(props, "multi_processor_count", None),
+    )
+
+
 def _nvml_gpu(index: int, torch_props: Any) -> tuple[GpuInfo | None, str | None]:
     """GpuInfo for CUDA device ``index`` from NVML, or (None, reason) when NVML cannot be used."""
     try:
-        import pynvml
+        pynvml = nvml.open_nvml()
     except ImportError:
         return None, "nvidia-ml-py is not installed: pip install nvidia-ml-py"
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
+    except Exception as exc:
         return None, f"NVML unavailable ({exc}); GPU facts come from torch only"
     try:
-        # CUDA_VISIBLE_DEVICES renumbers devices for torch but not for NVML: match by UUID where possible.
         handle = nvml.handle_for(pynvml, index, getattr(torch_props, "uuid", None))
-
-        def opt(fn: Any, *args: Any) -> Any:
-            try:
-                return fn(*args)
-            except pynvml.NVMLError:
-                return None
-
-        power_mw = opt(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
-        mig = opt(pynvml.nvmlDeviceGetMigMode, handle)
-        cuda_v = opt(pynvml.nvmlSystemGetCudaDriverVersion)
-        reasons_mask = opt(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
-        major, minor = opt(pynvml.nvmlDeviceGetCudaComputeCapability, handle) or (
-            torch_props.major,
-            torch_props.minor,
-        )
-        return (
-            GpuInfo(
-                index=index,
-                name=nvml.text(pynvml.nvmlDeviceGetName(handle)) or torch_props.name,
-                memory_total_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-                compute_capability=f"{major}.{minor}",
-                uuid=nvml.text(opt(pynvml.nvmlDeviceGetUUID, handle)),
-                driver_version=nvml.text(opt(pynvml.nvmlSystemGetDriverVersion)),
-                cuda_driver_version=f"{cuda_v // 1000}.{cuda_v % 1000 // 10}" if cuda_v else None,
-                power_limit_w=power_mw / 1000 if power_mw else None,
-                sm_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
-                mem_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_MEM),
-                max_sm_clock_mhz=opt(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_SM),
-                throttle_reasons=_throttle_names(pynvml, reasons_mask),
-                mig_mode=None if mig is None else ("enabled" if mig[0] else "disabled"),
-            ),
-            None,
-        )
-    except pynvml.NVMLError as exc:
+        return _nvml_facts(pynvml, handle, _gpu_from_torch(index, torch_props)), None
+    except Exception as exc:  # NVMLError, or the library-mismatch error outside its hierarchy
         return None, f"NVML query failed ({exc}); GPU facts come from torch only"
     finally:
-        with contextlib.suppress(pynvml.NVMLError):
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
 
 
-def _throttle_names(pynvml: Any, mask: int | None) -> tuple[str, ...]:
+def _nvml_facts(pynvml: Any, handle: Any, torch_gpu: GpuInfo) -> GpuInfo:
+    """Each fact is optional: a MIG parent refuses its memory query without privileges, a virtual GPU its clocks;
+    one refused query must not drop the rest."""
+
+    def opt(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            return None
+
+    memory = opt(pynvml.nvmlDeviceGetMemoryInfo, handle)
+    power_mw = opt(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+    cuda_v = opt(pynvml.nvmlSystemGetCudaDriverVersion)
+    capability = opt(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
+    name = nvml.text(opt(pynvml.nvmlDeviceGetName, handle)) or torch_gpu.name
+    is_mig = bool(opt(pynvml.nvmlDeviceIsMigDeviceHandle, handle))
+    parent = opt(pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle) if is_mig else handle
+    mig = opt(pynvml.nvmlDeviceGetMigMode, parent) if parent is not None else None
+    return dataclasses.replace(
+        torch_gpu,
+        name=name if " MIG " in name or " MIG " not in torch_gpu.name else torch_gpu.name,
+        memory_total_bytes=int(memory.total) if memory is not None else torch_gpu.memory_total_bytes,
+        compute_capability=f"{capability[0]}.{capability[1]}" if capability else torch_gpu.compute_capability,
+        uuid=nvml.text(opt(pynvml.nvmlDeviceGetUUID, handle)),
+        driver_version=nvml.text(opt(pynvml.nvmlSystemGetDriverVersion)),
+        cuda_driver_version=f"{cuda_v // 1000}.{cuda_v % 1000 // 10}" if cuda_v else None,
+        power_limit_w=power_mw / 1000 if power_mw else None,
+        sm_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
+        mem_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_MEM),
+        max_sm_clock_mhz=opt(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_SM),
+        throttle_reasons=throttle_names(pynvml, opt(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)),
+        mig_mode="enabled" if is_mig else None if mig is None else ("enabled" if mig[0] else "disabled"),
+    )
+
+
+def throttle_names(pynvml: Any, mask: int | None) -> tuple[str, ...]:
     if not mask:
         return ()
     names = []
@@ -190,12 +202,7 @@ def detect(device: str = "auto") -> HardwareProfile:
             gpu, reason = _nvml_gpu(index, props)
             if gpu is None:
                 notes.append(reason or "NVML unavailable")
-                gpu = GpuInfo(
-                    index=index,
-                    name=props.name,
-                    memory_total_bytes=int(props.total_memory),
-                    compute_capability=f"{props.major}.{props.minor}",
-                )
+                gpu = _gpu_from_torch(index, props)
     if gpu is None:
         import torch
 
@@ -204,6 +211,6 @@ def detect(device: str = "auto") -> HardwareProfile:
     profile_id = slugify(gpu.name)
     if not profile_id.startswith(("nvidia", "amd")):
         profile_id = f"nvidia-{profile_id}"  # NVML names older cards "Tesla T4"; keep the vendor in the id
-    if gpu.mig_mode == "enabled":
-        profile_id += "-mig"  # a MIG slice is a different machine for performance purposes
+    if gpu.mig_mode == "enabled" and "-mig-" not in profile_id:
+        profile_id += "-mig"  # a slice whose size NVML and torch did not name
     return HardwareProfile(profile_id, "cuda", cpu, cores, gpu, software_versions(), tuple(notes))

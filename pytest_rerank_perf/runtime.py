@@ -24,9 +24,13 @@ PROFILE_KEY = pytest.StashKey[HardwareProfile]()
 
 
 def configure(config: pytest.Config) -> None:
-    """Validate every option once, before anything loads."""
+    """Validate every option once, before anything loads (on the xdist controller too, so a usage error is one
+    message before any worker starts)."""
     try:
-        config.stash[OPTIONS_KEY] = parse_options(config)
+        config.stash[OPTIONS_KEY] = opts = parse_options(config)
+        workers = config.getoption("numprocesses", default=None)
+        if isinstance(workers, int) and xdist_worker_index() is None:
+            pin_worker_device(opts.device, opts.device, 0, workers, workers)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -47,12 +51,24 @@ def xdist_worker_index() -> int | None:
     return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
 
 
-def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: int) -> str:
+def xdist_worker_count() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+
+
+def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: int, workers: int = 1) -> str:
     """Under pytest-xdist, worker gwN measures on cuda:N: one worker per GPU, no GPU shared by two workers.
 
-    An explicit ``--rerank-device cuda:K`` is left alone (the user chose).
+    An explicit ``--rerank-device cuda:K`` with one worker is that GPU; with several it would put every worker on
+    one GPU, each slowing the others down, so it is a usage error.
     """
-    if worker is None or not dev.is_cuda(resolved) or requested not in ("auto", "cuda"):
+    if worker is None or not dev.is_cuda(resolved):
+        return resolved
+    if requested not in ("auto", "cuda"):
+        if workers > 1:
+            raise UsageError(
+                f"--rerank-device {requested} with {workers} pytest-xdist workers would put all of them on one GPU "
+                "and each would slow the others down: use --rerank-device cuda (worker gwN on cuda:N), or -n 1"
+            )
         return resolved
     if worker >= gpus:
         raise UsageError(
@@ -69,7 +85,8 @@ def session_device(config: pytest.Config) -> str:
         try:
             device = dev.resolve(requested)
             if dev.is_cuda(device):
-                device = pin_worker_device(requested, device, xdist_worker_index(), dev.device_count())
+                worker, workers = xdist_worker_index(), xdist_worker_count()
+                device = pin_worker_device(requested, device, worker, dev.device_count(), workers)
                 dev.set_device(device)  # stray allocations land on this worker's GPU too
         except RerankPerfError as exc:
             raise pytest.UsageError(str(exc)) from None

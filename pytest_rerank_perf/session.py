@@ -15,7 +15,7 @@ import pytest
 
 from .errors import RerankPerfError
 from .fsutil import write_atomic
-from .gate.compare import gate
+from .gate.compare import gate, throttled_cells
 from .gate.thresholds import GateSettings
 from .gate.verdict import gate_markdown
 from .hardware import HardwareProfile
@@ -107,6 +107,14 @@ class RerankSession:
         report.section = section
         key, opts = self.identity["key"], self.options
         shown = self.store.location(profile.profile_id)
+        throttled = throttled_cells(matrix.cells if matrix else [])
+        if opts.save_baseline and throttled:  # a throttled GPU's figures must never become the reference
+            side = self.store.set_aside(profile.profile_id, key, section, now_utc())
+            report.failure = (
+                f"not recorded: {', '.join(sorted(throttled))} ran on a throttled GPU. This run's cells were saved to "
+                f"{side}; record again once the GPU is cool and unthrottled."
+            )
+            return report
         if opts.save_baseline:
             try:
                 self.store.record(profile.profile_id, key, section, opts.force, opts.append)
@@ -119,7 +127,7 @@ class RerankSession:
             return report
         stored = self.baseline.models.get(key) if self.baseline else None
         settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
-        report.gate = verdict = gate(stored, section, settings, shown, key)
+        report.gate = verdict = gate(stored, section, settings, shown, key, throttled)
         report.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
         if verdict.status == "no-baseline" and opts.require_baseline:
             report.failure = f"--rerank-require-baseline: {verdict.message}"
@@ -138,7 +146,7 @@ class RerankSession:
         if report.gate:
             write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.gate.to_dict(), indent=1) + "\n")
             write_atomic(report_dir / "rerank-summary.md", gate_markdown(report.gate, report.profile_summary))
-            if report.gate.status == "fail" and report.gate_enforced:
+            if report.gate.status in ("fail", "incomplete") and report.gate_enforced:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if report.failure:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,7 +8,8 @@ Everything is built locally and deterministically (same bytes on every build wit
 - the tokenizer is an XLM-R Unigram tokenizer whose vocabulary is *enumerated* (specials, characters of several
   scripts, the built-in lexicon, generated syllables) rather than trained, because ``tokenizers``'
   UnigramTrainer is not deterministic run to run;
-- the weights come from ``torch.manual_seed(seed)`` inside a forked RNG, so the caller's RNG is untouched.
+- the weights come from the CPU generator seeded inside a forked RNG, so the caller's RNG is untouched. Not
+  ``torch.manual_seed``: it also reseeds every CUDA generator, which ``fork_rng(devices=[])`` does not restore.
 
 Built twins are cached on disk, keyed by config + seed + vocabulary + builder version. A build happens in a
 temporary sibling directory renamed into place, so a crashed or concurrent build never leaves a half-written twin.
@@ -227,7 +228,7 @@ def build_twin(spec: TwinSpec, out_dir: Path) -> dict[str, Any]:
         model_max_length=BGE_RERANKER_V2_M3_MAX_LENGTH,
     )
     with torch.random.fork_rng(devices=[]), quiet_progress_bars():
-        torch.manual_seed(spec.seed)
+        torch.random.default_generator.manual_seed(spec.seed)  # the CPU's only: weights are built there
         model = XLMRobertaForSequenceClassification(config).eval()
         parameters = sum(p.numel() for p in model.parameters())
         model.save_pretrained(out_dir)

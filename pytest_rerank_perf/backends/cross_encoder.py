@@ -116,7 +116,7 @@ def load_model(
     with quiet_progress_bars():
         cross_encoder = CrossEncoder(
             str(path),
-            device=resolved_device,
+            device=dev.placement(resolved_device),
             local_files_only=True,
             max_length=max_length,
             model_kwargs={"dtype": torch_dtype(canonical_dtype)},

@@ -10,7 +10,7 @@ metrics exist, their direction and their thresholds come from the ``Metric`` reg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -18,12 +18,12 @@ import numpy as np
 
 from ..stats import bootstrap_ratio_ci, mann_whitney_less
 from ..store.reader import RECORD_COMMAND
-from ..store.schema import BaselineCell, ModelBaseline
+from ..store.schema import BaselineCell, ModelBaseline, cell_key
 from ..trackers.metrics import CELL_GATED, metric
 from .thresholds import GateSettings
 
 Verdict = Literal["regression", "improvement", "unchanged"]
-Status = Literal["pass", "fail", "no-baseline"]
+Status = Literal["pass", "fail", "incomplete", "no-baseline"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ class GateReport:
     def merge(self, other: GateReport) -> GateReport:
         """Two workers' verdicts (each against its own GPU's baseline) as one: it fails if either failed."""
         statuses = {self.status, other.status}
-        status: Status = "fail" if "fail" in statuses else "pass" if "pass" in statuses else "no-baseline"
+        order: tuple[Status, ...] = ("fail", "incomplete", "pass", "no-baseline")
+        status = next(s for s in order if s in statuses)
         return GateReport(
             status=status,
             baseline_path=", ".join(sorted({*self.baseline_path.split(", "), *other.baseline_path.split(", ")})),
@@ -175,16 +176,34 @@ class GateReport:
         )
 
 
+def throttled_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Cell key -> throttle reasons, for the cells (report JSON) measured while the GPU was throttled."""
+    return {
+        cell_key(c["workload_id"], c["batch_size"]): (c.get("clocks") or {}).get("reasons") or ["unknown"]
+        for c in cells
+        if c.get("throttled")
+    }
+
+
 def gate(
-    base: ModelBaseline | None, now: ModelBaseline, settings: GateSettings, baseline_path: str, model_key: str
+    base: ModelBaseline | None,
+    now: ModelBaseline,
+    settings: GateSettings,
+    baseline_path: str,
+    model_key: str,
+    throttled: Mapping[str, Sequence[str]] | None = None,
 ) -> GateReport:
-    """Compare every measured cell that the baseline also has."""
+    """Compare every measured cell that the baseline also has. A cell measured on a throttled GPU (``throttled``:
+    cell key -> throttle reasons) is not compared: the run is ``incomplete``, never a pass."""
     if base is None:
         message = f"no baseline for {model_key} in {baseline_path}; record one with `{RECORD_COMMAND}`"
         return GateReport("no-baseline", baseline_path, model_key, message=message)
     comparisons: list[MetricComparison] = []
     unmatched = []
+    throttled = throttled or {}
     for key, cell in now.cells.items():
+        if key in throttled:
+            continue
         if key in base.cells:
             comparisons += compare_cell(base.cells[key], cell, settings)
         else:
@@ -200,6 +219,12 @@ def gate(
         if regressions
         else f"no significant regression in {len(comparisons)} comparisons"
     )
-    warnings = tuple(environment_warnings(base, now.hardware, now.software))
-    status: Status = "fail" if regressions else "pass"
+    warnings = tuple(environment_warnings(base, now.hardware, now.software)) + tuple(
+        f"{key} was measured while the GPU was throttled ({', '.join(reasons)}): not compared; let it cool or check "
+        "its power and cooling, then run again"
+        for key, reasons in sorted(throttled.items())
+    )
+    status: Status = "fail" if regressions else "incomplete" if throttled else "pass"
+    if throttled and not regressions:
+        message = f"{len(throttled)} cell(s) measured on a throttled GPU were not compared; {message}"
     return GateReport(status, baseline_path, model_key, tuple(comparisons), tuple(unmatched), warnings, message)

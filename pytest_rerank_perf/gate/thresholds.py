@@ -50,7 +50,7 @@ def parse_percent(text: str, what: str) -> float:
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a number; write 5% or 0.05") from None
     if not 0 < value < 10:
-        raise UsageError(f"{what}: {text!r} must be above 0 (5% or 0.05)")
+        raise UsageError(f"{what}: {text!r} must be above 0 and below 1000% (5% or 0.05)")
     return value
 
 

@@ -8,7 +8,7 @@ from .compare import GateReport, MetricComparison
 
 HEADER = ("cell", "metric", "baseline", "now", "change", "95% CI", "threshold", "significance", "verdict")
 _VERDICT_ORDER = {"regression": 0, "improvement": 1, "unchanged": 2}
-_STATUS = {"pass": "PASS", "fail": "FAIL", "no-baseline": "NO BASELINE"}
+_STATUS = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE", "no-baseline": "NO BASELINE"}
 
 
 def _figure(name: str, value: float) -> str:

@@ -70,7 +70,11 @@ class CellRunner:
         self.oom_floor: dict[tuple[str, int], int] = {}
         self.identity = run_identity(model, profile)
         gpu = profile.gpu
-        self.peak = peak_flops(gpu.name if gpu else None, model.identity.dtype) if dev.is_cuda(self.device) else None
+        self.peak, self.why_no_mfu = (
+            peak_flops(gpu.name, model.identity.dtype, gpu.sm_count)
+            if gpu is not None and dev.is_cuda(self.device)
+            else (None, "MFU: not measured on the CPU")
+        )
         module = model.batch_module()
         if inject_slowdown:
             if module is None:
@@ -84,12 +88,15 @@ class CellRunner:
         model, pairs = self.model, list(workload.pairs)
         return CallTracker(lambda: model.predict(pairs, batch_size), self.device)
 
-    def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> float | None:
+    def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> tuple[float | None, str | None]:
+        """(MFU, None), or (None, why) where the GPU's peak or the model's shape is unknown."""
         config = self.model.flop_config()
-        if self.peak is None or config is None:
-            return None
+        if self.peak is None:
+            return None, self.why_no_mfu
+        if config is None:
+            return None, "MFU: this backend does not expose the model's shape"
         shapes = workload.batch_shapes(batch_size, self.model.identity.max_length)
-        return sum(flops_per_batch(config, b, n) for b, n in shapes) / seconds / self.peak
+        return sum(flops_per_batch(config, b, n) for b, n in shapes) / seconds / self.peak, None
 
     def _skip(self, cell: Cell, workload: Workload) -> CellResult | None:
         floor = self.oom_floor.get((workload.id, self.model.identity.max_length))
@@ -147,7 +154,9 @@ class CellRunner:
         seconds = timed.latency.median
         fields["tokens_per_s"] = stats.real_tokens / seconds
         fields["padded_tokens_per_s"] = stats.padded_tokens / seconds
-        fields["mfu"] = self._mfu(workload, batch_size, seconds)
+        fields["mfu"], why_no_mfu = self._mfu(workload, batch_size, seconds)
+        if why_no_mfu:
+            fields.setdefault("why_null", {})["mfu"] = why_no_mfu
         return CellResult(
             cell,
             workload.id,

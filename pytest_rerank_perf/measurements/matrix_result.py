@@ -27,7 +27,7 @@ def best_batch_sizes(cells: Iterable[CellJson]) -> dict[int, int]:
 
 
 def _row(c: CellJson, best: bool) -> tuple[str, ...]:
-    batch = f"{c['batch_size']}{' *' if best else ''}"
+    batch = f"{c['batch_size']}{' *' if best else ''}{' !' if c.get('throttled') else ''}"
     if c["status"] != "ok":
         label = "OOM" if c["status"] == "oom" else "skipped"
         return (batch, label, *[""] * (len(HEADER) - 3), c.get("reason") or "")
@@ -48,7 +48,8 @@ def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
     for n in sorted({c["num_pairs"] for c in cells}):
         group = sorted((c for c in cells if c["num_pairs"] == n), key=lambda c: c["batch_size"])
         workloads = sorted({c["workload_id"] for c in group})
-        title = f"num_pairs={n}  workload={', '.join(workloads)}  (* = best batch size)"
+        flags = "(* = best batch size" + ("; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")")
+        title = f"num_pairs={n}  workload={', '.join(workloads)}  {flags}"
         rows = [_row(c, best.get(n) == c["batch_size"] and c["status"] == "ok") for c in group]
         out.append(Table(HEADER, rows, title))
     return out

@@ -123,12 +123,17 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
         if nvml:
             ax.plot(*zip(*nvml, strict=True), linestyle="--", color=line[0].get_color(), alpha=0.6)
     total = ((data.get("profile") or {}).get("gpu") or {}).get("memory_total_bytes")
-    if total:
+    highest = max(max(line.get_ydata()) for line in ax.get_lines())
+    device_note = ""
+    if total and total / 2**30 <= 2 * highest:
         ax.axhline(total / 2**30, color="black", linestyle="-.", label="device memory")
+    elif total:  # a line at 80 GiB would squash 1-10 GiB of data to the bottom of the axis
+        device_note = f"; the device has {total / 2**30:.0f} GiB"
     _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
     ax.set_ylabel("peak VRAM, GiB (solid: torch allocated; dashed: process, NVML)")
     ax.set_ylim(bottom=0)
-    ax.set_title(_title(f"Peak VRAM vs batch size (weights included)\n{subject(data)}"), fontsize=9)
+    title = f"Peak VRAM vs batch size (weights included{device_note})\n{subject(data)}"
+    ax.set_title(_title(title), fontsize=9)
     ax.legend(title="pairs per predict call")
     return Plot(_save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Span, Tracker, TrackerResult, cell_fields, track
+from .clocks import ClockTracker
 from .energy import EnergyTracker
 from .latency import BatchTracker, CallTracker
 from .memory import MemoryTracker
@@ -21,6 +22,7 @@ TRACKERS: tuple[Callable[[str, Any], Tracker], ...] = (
     lambda device, module: BatchTracker(module, device),
     lambda device, module: MemoryTracker(device),
     lambda device, module: EnergyTracker(device),
+    lambda device, module: ClockTracker(device),
 )
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "TRACKERS",
     "BatchTracker",
     "CallTracker",
+    "ClockTracker",
     "EnergyTracker",
     "MemoryTracker",
     "Metric",

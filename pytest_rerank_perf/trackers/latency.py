@@ -84,16 +84,20 @@ class BatchResult:
 
     seconds: tuple[float, ...]
     per_round: tuple[float, ...]
+    why_null: str | None = None
 
     def cell_fields(self) -> dict[str, Any]:
         latency = Percentiles.of(self.seconds).to_dict() if self.seconds else None
         fields: dict[str, Any] = {"latency_s": {"batch": latency}}
+        if latency is None:
+            fields["why_null"] = {"latency_s.batch": self.why_null or "no forward was timed"}
         if self.per_round:
             fields["samples"] = {"latency": list(self.per_round)}
         return fields
 
     def merge(self, other: BatchResult) -> BatchResult:
-        return BatchResult(self.seconds + other.seconds, self.per_round + other.per_round)
+        why = self.why_null or other.why_null
+        return BatchResult(self.seconds + other.seconds, self.per_round + other.per_round, why)
 
 
 class BatchTracker:
@@ -125,6 +129,8 @@ class BatchTracker:
         self._handles = []
 
     def result(self, span: Span) -> BatchResult:
+        if self.module is None:
+            return BatchResult((), (), "this backend exposes no per-batch module to time forwards on")
         seconds = dev.elapsed(self.device, self._stamps)
         step = span.batches_per_call
         if not seconds or len(seconds) != span.calls * step:

@@ -1,0 +1,94 @@
+"""The fake GPU behaves as CUDA and NVML do where the harness relies on it (so the GPU-path tests mean something)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_rerank_perf import device as dev
+from pytest_rerank_perf import nvml
+from pytest_rerank_perf.backends import load_model
+from pytest_rerank_perf.fakegpu import FakeGpu, GiB
+from pytest_rerank_perf.fakegpu.cuda import BLOCK
+
+
+@pytest.fixture
+def gpu() -> Iterator[FakeGpu]:
+    with FakeGpu(["h100", "h100"], budget_bytes=GiB).installed() as fake:
+        yield fake
+
+
+def test_events_cannot_be_read_before_their_device_is_synchronised(gpu: FakeGpu) -> None:
+    start, end = dev.stamp("cuda:1"), dev.stamp("cuda:1")
+    with pytest.raises(RuntimeError, match="not ready"):
+        start.elapsed_time(end)
+    dev.synchronize("cuda:0")  # the other device: still not ready
+    with pytest.raises(RuntimeError, match="not ready"):
+        start.elapsed_time(end)
+    assert dev.elapsed("cuda:1", [(start, end)])[0] >= 0
+
+
+def test_the_current_device_is_per_thread(gpu: FakeGpu) -> None:
+    dev.set_device("cuda:1")
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(dev.current_index()))
+    thread.start()
+    thread.join()
+    assert (dev.current_index(), seen) == (1, [0])
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        dev.set_device("cuda:2")
+
+
+def test_the_allocator_caches_resets_peaks_to_now_and_runs_out_of_memory(gpu: FakeGpu) -> None:
+    alloc = gpu.cuda.devices[0].allocator
+    alloc.malloc(3 * BLOCK)
+    alloc.free(2 * BLOCK)
+    assert (alloc.allocated, alloc.reserved) == (BLOCK, 3 * BLOCK)  # freed blocks stay cached
+    dev.reset_peaks("cuda:0")
+    assert dev.peaks("cuda:0") == (BLOCK, 3 * BLOCK)  # reset to what is held now, not to zero
+    dev.free_memory("cuda:0")
+    assert gpu.cuda.memory_reserved(0) == BLOCK
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        alloc.malloc(GiB)
+    assert dev.is_oom(dev.out_of_memory())
+
+
+def test_forwards_of_an_attached_model_allocate_on_its_device(gpu: FakeGpu, twin_cache: Path, tiny_twin_dir: Path) -> None:
+    model = gpu.attach(load_model("twin-tiny", device="cuda:1", dtype="fp16", max_length=64, cache_dir=twin_cache))
+    weights = gpu.cuda.memory_allocated(1)
+    assert weights > 0
+    assert gpu.cuda.memory_allocated(0) == 0
+    model.predict([("q", "d")] * 4, 4)
+    assert gpu.cuda.devices[1].forwards == 1
+    assert gpu.cuda.memory_allocated(1) == weights  # activations freed after the forward
+    assert gpu.cuda.max_memory_allocated(1) > weights
+
+
+def test_fake_nvml_keeps_the_real_quirks() -> None:
+    fake = FakeGpu(["h100-mig-3g"], strings="bytes", process_query="mismatch")
+    pynvml = fake.nvml
+    pynvml.nvmlInit()
+    parent = pynvml.nvmlDeviceGetHandleByIndex(0)
+    assert isinstance(pynvml.nvmlDeviceGetName(parent), bytes)
+    assert pynvml.nvmlDeviceGetUUID(parent).startswith(b"GPU-")
+    with pytest.raises(pynvml.NVMLError_NoPermission):
+        pynvml.nvmlDeviceGetMemoryInfo(parent)
+    slice_handle = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, 0)
+    assert pynvml.nvmlDeviceGetUUID(slice_handle).startswith(b"MIG-")
+    with pytest.raises(Exception) as caught:
+        pynvml.nvmlDeviceGetComputeRunningProcesses(slice_handle)
+    assert not isinstance(caught.value, pynvml.NVMLError)  # outside the hierarchy, as nvidia-ml-py 13's
+
+
+def test_installing_and_uninstalling_restores_torch_and_pynvml() -> None:
+    fake = FakeGpu(["l4"])
+    with fake.installed():
+        assert dev.cuda_available()
+        assert dev.properties(0).name == "NVIDIA L4"
+        assert nvml.load() is fake.nvml
+    assert dev.cuda_available() == torch.cuda.is_available()
+    assert nvml.load() is not fake.nvml

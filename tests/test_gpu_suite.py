@@ -1,0 +1,120 @@
+"""The GPU suite (``benchmarks/``) end to end on a fake GPU: every CUDA and NVML branch runs in CI.
+
+A tiny matrix of the tiny twin in fp16 on one fake H100, then on two with ``-n 2``; a baseline recorded there
+and an enforced gate against it that catches a memory regression (VRAM and the out-of-memory boundary) and
+refuses to judge a throttled GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_rerank_perf.fakegpu import GiB
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+MATRIX = (
+    "-p",
+    "pytest_rerank_perf.fakegpu.plugin",
+    "--rerank-model",
+    "twin-tiny",
+    "--rerank-num-pairs",
+    "8",
+    "--rerank-batch-sizes",
+    "1,4",
+    "--rerank-pair-tokens",
+    "64",
+    "--rerank-rounds",
+    "3",
+    "--hypothesis-profile",
+    "rerank-quick",
+)
+BUDGET = GiB  # with 64 KiB per token: 127 pairs of 128 tokens fit, 15 of 1024
+QUICK_LOAD = """
+from pytest_rerank_perf.measurements import load
+
+load.point_seconds = lambda device: 1.0  # as on the CPU: the 2 s of a real GPU buy precision, not coverage
+"""
+CORE = ("test_throughput_matrix.py", "test_oom_boundary.py")
+# Host timing on a shared 2-core VM is not what these runs test: the timed metrics get a margin they cannot miss.
+LENIENT = tuple(f"--rerank-threshold={m}=500%" for m in ("throughput", "latency", "energy"))
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
+    for path in BENCHMARKS.glob("*.py"):
+        (pytester.path / path.name).write_text(path.read_text())
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + QUICK_LOAD)
+    return pytester
+
+
+def _on_fake(monkeypatch: pytest.MonkeyPatch, gpus: int = 1, **options: Any) -> None:
+    settings = {"gpus": ["h100"] * gpus, "budget_bytes": BUDGET, "bytes_per_token": 64 * 2**10, **options}
+    monkeypatch.setenv("RERANK_PERF_FAKE_GPU", json.dumps(settings))
+
+
+def _report(p: pytest.Pytester) -> dict[str, Any]:
+    return dict(json.loads((p.path / "reports" / "report.json").read_text()))
+
+
+def test_the_whole_suite_records_a_baseline_on_one_fake_gpu(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_fake(monkeypatch)
+    result = suite.runpytest(*MATRIX, "--rerank-save-baseline")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=9)  # the matrix, 4 boundaries, overhead, invariance, the batcher: nothing skipped
+    result.stdout.fnmatch_lines(["*profile nvidia-h100-80gb-hbm3: NVIDIA H100 80GB HBM3*", "*on cuda:0, fp16*"])
+    report = _report(suite)
+    for cell in report["cells"]:
+        assert cell["device"] == "cuda:0"
+        assert cell["peak_vram_added_bytes"] == cell["batch_size"] * cell["padded_tokens"] // 8 * 64 * 2**10
+        assert cell["latency_s"]["batch"] is not None  # CUDA events, read after a synchronise
+        assert cell["mfu"] > 0
+        assert cell["energy_j_per_1k_pairs"] > 0
+        assert cell["throttled"] is False
+    assert report["oom_boundaries"]["1024"]["max_batch"] == 15
+    assert (suite.path / "reports" / "vram.png").is_file()
+    (section,) = json.loads((suite.path / "baselines" / "nvidia-h100-80gb-hbm3.json").read_text())["models"].values()
+    assert section["oom_boundaries"] == {"128": 127, "256": 63, "512": 31, "1024": 15}
+    assert all(c["peak_vram_bytes"] > 0 for c in section["cells"].values())
+
+
+def test_the_enforced_gate_on_a_fake_gpu(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_fake(monkeypatch)
+    assert suite.runpytest(*MATRIX, *CORE, "--rerank-save-baseline").ret == 0
+
+    same = suite.runpytest(*MATRIX, *CORE, "--rerank-gate", "enforce", *LENIENT)
+    assert same.ret == 0, same.stdout.str()
+    verdict = json.loads((suite.path / "reports" / "rerank-verdict.json").read_text())
+    assert verdict["status"] == "pass"
+    assert {"vram", "max_batch"} <= {c["metric"] for c in verdict["comparisons"]}
+
+    _on_fake(monkeypatch, bytes_per_token=128 * 2**10)  # twice the activation memory per token
+    hungry = suite.runpytest(*MATRIX, *CORE, "--rerank-gate", "enforce", *LENIENT)
+    assert hungry.ret == pytest.ExitCode.TESTS_FAILED
+    verdict = json.loads((suite.path / "reports" / "rerank-verdict.json").read_text())
+    regressed = {c["metric"] for c in verdict["comparisons"] if c["verdict"] == "regression"}
+    assert regressed == {"vram", "max_batch"}
+
+    _on_fake(monkeypatch, throttle_mask=0x40)  # HwThermalSlowdown for the whole run
+    hot = suite.runpytest(*MATRIX, *CORE, "--rerank-gate", "enforce", *LENIENT)
+    assert hot.ret == pytest.ExitCode.TESTS_FAILED
+    hot.stdout.fnmatch_lines(["*regression gate: INCOMPLETE*throttled*", "*HwThermalSlowdown*not compared*"])
+
+
+def test_two_fake_gpus_one_xdist_worker_each(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    _on_fake(monkeypatch, gpus=2)
+    result = suite.runpytest(*MATRIX, *CORE, "-n", "2", "--rerank-save-baseline")
+    assert result.ret == 0, result.stdout.str()
+    assert {c["device"] for c in _report(suite)["cells"]} <= {"cuda:0", "cuda:1"}
+    assert len({c["device"] for c in _report(suite)["cells"]} | set(_report(suite)["device"].split(", "))) == 2
+
+    pinned = suite.runpytest(*MATRIX, *CORE, "-n", "2", "--rerank-device", "cuda:1")
+    assert pinned.ret == pytest.ExitCode.USAGE_ERROR  # once, on the controller, before any worker starts
+    pinned.stderr.fnmatch_lines(["ERROR: --rerank-device cuda:1 with 2 pytest-xdist workers*"])
