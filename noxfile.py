@@ -49,6 +49,15 @@ def gpu_bench(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="gpu-selfcheck")
+def gpu_selfcheck(session: nox.Session) -> None:
+    """The harness's own assumptions on this GPU, as a table of check, measured value and verdict: CUDA events vs
+    wall time, per-cell memory reset, NVML visibility, other processes, clocks and throttling during a cell, and the
+    run-to-run spread over fresh processes. Run it first on a new machine. Same as ``pytest benchmarks/selfcheck``."""
+    install(session)
+    session.run("pytest", "benchmarks/selfcheck", *session.posargs)
+
+
 RECORD_RUNS = 3  # processes pooled into a baseline: one process's drift (3-5% on a shared CPU) averages out
 
 
@@ -64,7 +73,5 @@ def record_baseline(session: nox.Session) -> None:
     session.run("pytest", *first, "--rerank-save-baseline", *session.posargs)
     for _ in range(RECORD_RUNS - 1):
         extra = [a for a in session.posargs if a != "--rerank-force"]
-        session.run(
-            "pytest", "benchmarks/test_throughput_matrix.py", "--rerank-save-baseline", "--rerank-baseline-append",
-            *extra,
-        )  # fmt: skip
+        matrix = ["benchmarks/test_throughput_matrix.py", "--rerank-save-baseline", "--rerank-baseline-append"]
+        session.run("pytest", *matrix, *extra)

@@ -7,6 +7,9 @@ from hypothesis import settings
 
 from pytest_rerank_perf.runtime import describe_run
 
+# The self-check is its own run (`nox -s gpu-selfcheck`, or `pytest benchmarks/selfcheck`): it starts processes.
+collect_ignore = ["selfcheck"]
+
 # The invariance examples: 20 by default; a quicker profile for smoke runs (``--hypothesis-profile rerank-quick``).
 # No deadline: a forward's time depends on the GPU, and a slow one is not an invariance failure.
 settings.register_profile("rerank", max_examples=20, deadline=None)

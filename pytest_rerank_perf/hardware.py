@@ -144,33 +144,33 @@ def _nvml_facts(pynvml: Any, handle: Any, torch_gpu: GpuInfo) -> GpuInfo:
     """Each fact is optional: a MIG parent refuses its memory query without privileges, a virtual GPU its clocks;
     one refused query must not drop the rest."""
 
-    def opt(fn: Any, *args: Any) -> Any:
+    def opt(name: str, *args: Any) -> Any:
         try:
-            return fn(*args)
+            return getattr(pynvml, name)(*args)  # an older binding may lack the call: the fact is then unknown
         except Exception:
             return None
 
-    memory = opt(pynvml.nvmlDeviceGetMemoryInfo, handle)
-    power_mw = opt(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
-    cuda_v = opt(pynvml.nvmlSystemGetCudaDriverVersion)
-    capability = opt(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
-    name = nvml.text(opt(pynvml.nvmlDeviceGetName, handle)) or torch_gpu.name
-    is_mig = bool(opt(pynvml.nvmlDeviceIsMigDeviceHandle, handle))
-    parent = opt(pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle) if is_mig else handle
-    mig = opt(pynvml.nvmlDeviceGetMigMode, parent) if parent is not None else None
+    memory = opt("nvmlDeviceGetMemoryInfo", handle)
+    power_mw = opt("nvmlDeviceGetEnforcedPowerLimit", handle)
+    cuda_v = opt("nvmlSystemGetCudaDriverVersion")
+    capability = opt("nvmlDeviceGetCudaComputeCapability", handle)
+    name = nvml.text(opt("nvmlDeviceGetName", handle)) or torch_gpu.name
+    is_mig = bool(opt("nvmlDeviceIsMigDeviceHandle", handle))
+    parent = opt("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle) if is_mig else handle
+    mig = opt("nvmlDeviceGetMigMode", parent) if parent is not None else None
     return dataclasses.replace(
         torch_gpu,
         name=name if " MIG " in name or " MIG " not in torch_gpu.name else torch_gpu.name,
         memory_total_bytes=int(memory.total) if memory is not None else torch_gpu.memory_total_bytes,
         compute_capability=f"{capability[0]}.{capability[1]}" if capability else torch_gpu.compute_capability,
-        uuid=nvml.text(opt(pynvml.nvmlDeviceGetUUID, handle)),
-        driver_version=nvml.text(opt(pynvml.nvmlSystemGetDriverVersion)),
+        uuid=nvml.text(opt("nvmlDeviceGetUUID", handle)),
+        driver_version=nvml.text(opt("nvmlSystemGetDriverVersion")),
         cuda_driver_version=f"{cuda_v // 1000}.{cuda_v % 1000 // 10}" if cuda_v else None,
         power_limit_w=power_mw / 1000 if power_mw else None,
-        sm_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
-        mem_clock_mhz=opt(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_MEM),
-        max_sm_clock_mhz=opt(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_SM),
-        throttle_reasons=throttle_names(pynvml, opt(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)),
+        sm_clock_mhz=opt("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_SM),
+        mem_clock_mhz=opt("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_MEM),
+        max_sm_clock_mhz=opt("nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_SM),
+        throttle_reasons=throttle_names(pynvml, opt("nvmlDeviceGetCurrentClocksThrottleReasons", handle)),
         mig_mode="enabled" if is_mig else None if mig is None else ("enabled" if mig[0] else "disabled"),
     )
 

@@ -40,6 +40,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         f"model to measure: {MODEL_CHOICES} (auto: twin on GPU, twin-tiny on CPU)",
     ),
     ("--rerank-backend", "rerank_backend", DEFAULT_BACKEND, f"what serves the model: {', '.join(LOADERS)}"),
+    (
+        "--rerank-spread-processes",
+        "rerank_spread_processes",
+        "3",
+        "self-check: fresh processes that measure the run-to-run spread (at least 2)",
+    ),
     ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
     ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
     ("--rerank-max-length", "rerank_max_length", str(DEFAULT_MAX_LENGTH), "tokens per pair before truncation"),
@@ -138,6 +144,7 @@ class RerankOptions:
     inject_slowdown: float = 0.0
     scenarios: tuple[Scenario, ...] = BUILT_IN
     backend: str = DEFAULT_BACKEND
+    spread_processes: int = 3
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -180,6 +187,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
+def forwarded(config: pytest.Config, names: tuple[str, ...]) -> list[str]:
+    """``--flag=value`` for the named options (ini keys) as this run resolved them: for a child pytest process that
+    must measure what this one does."""
+    return [f"{flag}={_raw(config, ini)}" for flag, ini, _, _ in _OPTIONS if ini in names and _raw(config, ini)]
+
+
 def _raw(config: pytest.Config, ini: str) -> str:
     value = config.getoption(ini)
     return str(value if value is not None else config.getini(ini)).strip()
@@ -218,6 +231,7 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         inject_slowdown=_parse_slowdown(raw["rerank_inject_slowdown"]),
         scenarios=parse_scenarios(config.getini("rerank_scenarios")),
         backend=_parse_choice("--rerank-backend", raw["rerank_backend"], tuple(LOADERS)),
+        spread_processes=parse_int("--rerank-spread-processes", raw["rerank_spread_processes"], minimum=2),
     )
 
 

@@ -31,6 +31,7 @@ MATRIX = (
     "3",
     "--hypothesis-profile",
     "rerank-quick",
+    "--import-mode=importlib",  # the benchmarks' module names are also this folder's (test_invariance.py)
 )
 BUDGET = GiB  # with 64 KiB per token: 127 pairs of 128 tokens fit, 15 of 1024
 QUICK_LOAD = """
@@ -45,8 +46,10 @@ LENIENT = tuple(f"--rerank-threshold={m}=500%" for m in ("throughput", "latency"
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
-    for path in BENCHMARKS.glob("*.py"):
-        (pytester.path / path.name).write_text(path.read_text())
+    for path in [*BENCHMARKS.glob("*.py"), *BENCHMARKS.glob("selfcheck/*.py")]:
+        target = pytester.path / path.relative_to(BENCHMARKS)
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(path.read_text())
     conftest = pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + QUICK_LOAD)
     return pytester
@@ -118,3 +121,46 @@ def test_two_fake_gpus_one_xdist_worker_each(suite: pytest.Pytester, monkeypatch
     pinned = suite.runpytest(*MATRIX, *CORE, "-n", "2", "--rerank-device", "cuda:1")
     assert pinned.ret == pytest.ExitCode.USAGE_ERROR  # once, on the controller, before any worker starts
     pinned.stderr.fnmatch_lines(["ERROR: --rerank-device cuda:1 with 2 pytest-xdist workers*"])
+
+
+def test_the_self_check_on_a_fake_gpu_passes_and_prints_its_table(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_fake(monkeypatch, bytes_per_token=16 * 2**10)  # room for the long batch of 32 x 512 tokens
+    result = suite.runpytest(*MATRIX, "selfcheck", "--rerank-spread-processes", "2")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            "self-check: the harness's assumptions on this machine",
+            "CUDA events vs synchronised wall time * PASS *forward * ms of a * ms call*",
+            "peak memory resets to the resident weights * PASS *after reset +0.0 MiB held*",
+            "NVML sees this process * PASS *",
+            "run-to-run spread over 2 processes * between-process CV*",
+        ]
+    )
+    checks = _report(suite)["selfcheck"]
+    assert [c["verdict"] for c in checks][:5] == ["pass"] * 5
+
+
+def test_the_self_check_fails_on_a_shared_or_throttled_gpu(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_fake(monkeypatch, other_processes=1, throttle_mask=0x20, host_pids=True)  # SwThermalSlowdown
+    result = suite.runpytest(*MATRIX, "selfcheck", "-k", "other or clocks or nvml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "NVML sees this process * WARN *host pids*",
+            "no other process on the GPU * FAIL *2 process(es) listed*1 other process(es) share this GPU*",
+            "SM clocks during a measured cell * FAIL *SwThermalSlowdown*",
+        ]
+    )
+
+
+def test_the_self_check_on_the_cpu_says_it_is_a_gpu_check_and_exits_0(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--rerank-device", "cpu", "selfcheck", "-k", "not spread", "--import-mode=importlib")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(skipped=5)
+    result.stdout.fnmatch_lines(["*CUDA events vs synchronised wall time * N/A * a GPU check*"])

@@ -119,11 +119,11 @@ def test_flops_follow_the_issue_formula() -> None:
 
 
 def test_peak_flops_lookup() -> None:
-    assert peak_flops("NVIDIA H100 80GB HBM3", "fp16") == pytest.approx(989.4e12)
-    assert peak_flops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.5e12)
-    assert peak_flops("NVIDIA A100-SXM4-80GB", "fp32") == pytest.approx(19.5e12)
-    assert peak_flops("Mystery Accelerator", "fp16") is None
-    assert peak_flops(None, "fp16") is None
+    assert peak_flops("NVIDIA H100 80GB HBM3", "fp16")[0] == pytest.approx(989.4e12)
+    assert peak_flops("NVIDIA H100 PCIe", "bf16")[0] == pytest.approx(756.5e12)
+    assert peak_flops("NVIDIA A100-SXM4-80GB", "fp32")[0] == pytest.approx(19.5e12)
+    assert peak_flops("Mystery Accelerator", "fp16")[0] is None
+    assert peak_flops(None, "fp16") == (None, "MFU: no GPU")
 
 
 def _result(n: int, bs: int, pairs_per_s: float | None, status: str = "ok") -> CellResult:

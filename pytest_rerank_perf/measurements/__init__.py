@@ -13,8 +13,10 @@ from .load import LoadResults
 from .matrix_result import MatrixResult
 from .oom_boundary import OomBoundaries
 from .overhead import OverheadResult
+from .selfcheck import SelfCheckResult
 
 PROCEDURES: tuple[type[MeasurementResult], ...] = (
+    SelfCheckResult,
     MatrixResult,
     OverheadResult,
     OomBoundaries,

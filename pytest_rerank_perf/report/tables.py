@@ -12,14 +12,18 @@ class Table:
     header: tuple[str, ...]
     rows: Sequence[tuple[str, ...]] = ()
     title: str = ""
+    left_columns: int = 1  # how many leading columns are text (left-aligned); the rest are figures
 
     def text(self) -> list[str]:
-        """Left-aligned first column, right-aligned figures, a rule under the header."""
+        """Left-aligned text columns, right-aligned figures, a rule under the header."""
         rows = [self.header, *self.rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(self.header))]
         out = [self.title] if self.title else []
         for k, row in enumerate(rows):
-            cells = (cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+            cells = (
+                cell.ljust(w) if i < self.left_columns else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
             out.append("  ".join(cells))
             if k == 0:
                 out.append("  ".join("-" * w for w in widths))
