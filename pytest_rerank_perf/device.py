@@ -32,6 +32,7 @@ def _cuda() -> Any:
 
     return torch.cuda
 
+
 # Out-of-memory as cuBLAS/cuDNN report it: a RuntimeError whose text names a failed allocation.
 _OOM_TEXT = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "CUDA out of memory")
 

@@ -7,10 +7,10 @@ never crashes: the profile falls back to the CPU and says why in ``notes``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import re
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any

@@ -55,9 +55,10 @@ def _summarise_baseline(tr: Any, report: RunReport, opts: RerankOptions) -> None
     if verdict:
         tr.write_sep("=", f"rerank-perf regression gate: {verdict.status}")
         for line in format_gate(verdict):
-            tr.write_line(line, red=verdict.status == "fail" and line.startswith("regression gate"))
+            failed = verdict.status in ("fail", "incomplete")
+            tr.write_line(line, red=failed and line.startswith("regression gate"))
         tr.write_line(f"written: {opts.report_dir}/rerank-summary.md, {opts.report_dir}/rerank-verdict.json")
-        if verdict.status == "fail" and not report.gate_enforced:
+        if verdict.status in ("fail", "incomplete") and not report.gate_enforced:
             tr.write_line(
                 "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
                 "between runs (README, Detection power). --rerank-gate enforce makes it fail."

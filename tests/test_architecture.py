@@ -16,6 +16,7 @@ from pytest_rerank_perf.measurements.load import LoadResults
 from pytest_rerank_perf.measurements.matrix_result import MatrixResult
 from pytest_rerank_perf.measurements.oom_boundary import Boundary, OomBoundaries
 from pytest_rerank_perf.measurements.overhead import OverheadResult
+from pytest_rerank_perf.measurements.selfcheck import Check, SelfCheckResult
 from pytest_rerank_perf.report.run_report import RunReport, merge_reports
 from pytest_rerank_perf.scenarios import BUILT_IN
 
@@ -68,7 +69,7 @@ def test_stand_ins_and_the_cross_encoder_implement_the_protocol(tiny_model: back
 def test_registries_name_what_exists() -> None:
     assert "sentence-transformers" in backends.LOADERS
     assert "file" in store.STORES
-    assert {p.key for p in PROCEDURES} == {"matrix", "overhead", "oom_boundary", "load", "invariance"}
+    assert {p.key for p in PROCEDURES} == {"selfcheck", "matrix", "overhead", "oom_boundary", "load", "invariance"}
 
 
 def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
@@ -95,6 +96,7 @@ def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
             "invariance": InvarianceResult("fp16", [0.01 * boundary / 128]),
             "overhead": OverheadResult(0.01, (0.0, 0.02), 40, 50, 16, 0.1),
             "load": LoadResults({f"s{boundary}": {"servers": {}}}),
+            "selfcheck": SelfCheckResult([Check(f"check on {device}", "1 ms", "pass")]),
         },
     )
 

@@ -34,7 +34,9 @@ class Unbenchmarked:
 
 
 def _fake(*gpus: str, **options: Any) -> FakeGpu:
-    return FakeGpu(gpus or ("h100",), budget_bytes=options.pop("budget_bytes", 2 * GiB), bytes_per_token=TOKEN, **options)
+    return FakeGpu(
+        gpus or ("h100",), budget_bytes=options.pop("budget_bytes", 2 * GiB), bytes_per_token=TOKEN, **options
+    )
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def _workload(model: CrossEncoderReranker, n: int, tokens: int = 64) -> Workload
 
 
 def test_1_a_cells_vram_is_its_own_not_what_earlier_work_left_cached(on_gpu: Any) -> None:
-    gpu, model = on_gpu
+    _gpu, model = on_gpu
     measure_boundary(model, 256, limit=8)  # leaves up to 2 GiB of blocks cached
     cell = _runner(model).run(Unbenchmarked(), _workload(model, 8), 4).to_dict()
     activations = 4 * 64 * TOKEN
@@ -132,7 +134,8 @@ def test_4_a_mig_slice_is_its_own_machine(slice_name: str, profile: str) -> None
         hardware = detect("cuda:0")
     assert hardware.profile_id == f"nvidia-h100-80gb-hbm3-mig-{profile}"
     assert hardware.gpu is not None
-    assert hardware.gpu.uuid and hardware.gpu.uuid.startswith("MIG-")  # the slice's handle, not the parent's
+    assert hardware.gpu.uuid
+    assert hardware.gpu.uuid.startswith("MIG-")
     assert hardware.gpu.driver_version  # the parent refusing its memory query does not drop the NVML facts
     assert hardware.gpu.memory_total_bytes < 80 * GiB
     assert hardware.notes == ()

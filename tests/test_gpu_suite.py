@@ -31,7 +31,6 @@ MATRIX = (
     "3",
     "--hypothesis-profile",
     "rerank-quick",
-    "--import-mode=importlib",  # the benchmarks' module names are also this folder's (test_invariance.py)
 )
 BUDGET = GiB  # with 64 KiB per token: 127 pairs of 128 tokens fit, 15 of 1024
 QUICK_LOAD = """
@@ -39,18 +38,21 @@ from pytest_rerank_perf.measurements import load
 
 load.point_seconds = lambda device: 1.0  # as on the CPU: the 2 s of a real GPU buy precision, not coverage
 """
-CORE = ("test_throughput_matrix.py", "test_oom_boundary.py")
+CORE = ("bench/test_throughput_matrix.py", "bench/test_oom_boundary.py")
 # Host timing on a shared 2-core VM is not what these runs test: the timed metrics get a margin they cannot miss.
 LENIENT = tuple(f"--rerank-threshold={m}=500%" for m in ("throughput", "latency", "energy"))
 
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
+    # a package of its own: the benchmarks' module names (test_invariance, ...) are also this folder's
     for path in [*BENCHMARKS.glob("*.py"), *BENCHMARKS.glob("selfcheck/*.py")]:
-        target = pytester.path / path.relative_to(BENCHMARKS)
-        target.parent.mkdir(exist_ok=True)
+        target = pytester.path / "bench" / path.relative_to(BENCHMARKS)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
-    conftest = pytester.path / "conftest.py"
+        (target.parent / "__init__.py").touch()
+    pytester.makeini("[pytest]\n")  # the rootdir (baselines/, reports/) stays here
+    conftest = pytester.path / "bench" / "conftest.py"
     conftest.write_text(conftest.read_text() + QUICK_LOAD)
     return pytester
 
@@ -68,7 +70,7 @@ def test_the_whole_suite_records_a_baseline_on_one_fake_gpu(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _on_fake(monkeypatch)
-    result = suite.runpytest(*MATRIX, "--rerank-save-baseline")
+    result = suite.runpytest(*MATRIX, "bench", "--rerank-save-baseline")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=9)  # the matrix, 4 boundaries, overhead, invariance, the batcher: nothing skipped
     result.stdout.fnmatch_lines(["*profile nvidia-h100-80gb-hbm3: NVIDIA H100 80GB HBM3*", "*on cuda:0, fp16*"])
@@ -127,7 +129,7 @@ def test_the_self_check_on_a_fake_gpu_passes_and_prints_its_table(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _on_fake(monkeypatch, bytes_per_token=16 * 2**10)  # room for the long batch of 32 x 512 tokens
-    result = suite.runpytest(*MATRIX, "selfcheck", "--rerank-spread-processes", "2")
+    result = suite.runpytest(*MATRIX, "bench/selfcheck", "--rerank-spread-processes", "2")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(
@@ -147,7 +149,7 @@ def test_the_self_check_fails_on_a_shared_or_throttled_gpu(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _on_fake(monkeypatch, other_processes=1, throttle_mask=0x20, host_pids=True)  # SwThermalSlowdown
-    result = suite.runpytest(*MATRIX, "selfcheck", "-k", "other or clocks or nvml")
+    result = suite.runpytest(*MATRIX, "bench/selfcheck", "-k", "other or clocks or nvml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
@@ -160,7 +162,7 @@ def test_the_self_check_fails_on_a_shared_or_throttled_gpu(
 
 
 def test_the_self_check_on_the_cpu_says_it_is_a_gpu_check_and_exits_0(suite: pytest.Pytester) -> None:
-    result = suite.runpytest("--rerank-device", "cpu", "selfcheck", "-k", "not spread", "--import-mode=importlib")
+    result = suite.runpytest("--rerank-device", "cpu", "bench/selfcheck", "-k", "not spread")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(skipped=5)
     result.stdout.fnmatch_lines(["*CUDA events vs synchronised wall time * N/A * a GPU check*"])

@@ -147,7 +147,7 @@ class FakeCuda:
     def synchronize(self, index: Any = None) -> None:
         self.devices[self._index(index)].synced_tick = self.next_tick()
 
-    def Event(self, enable_timing: bool = False) -> FakeEvent:  # noqa: N802 - torch's name
+    def Event(self, enable_timing: bool = False) -> FakeEvent:
         return FakeEvent(self, enable_timing)
 
     def current_stream(self, index: Any = None) -> FakeStream:

@@ -28,22 +28,22 @@ class NVMLError(Exception):
         self.value = value
 
 
-class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's names
+class NVMLError_NotSupported(NVMLError):
     def __init__(self) -> None:
         super().__init__("Not Supported")
 
 
-class NVMLError_NoPermission(NVMLError):  # noqa: N801
+class NVMLError_NoPermission(NVMLError):
     def __init__(self) -> None:
         super().__init__("Insufficient Permissions")
 
 
-class NVMLError_NotFound(NVMLError):  # noqa: N801
+class NVMLError_NotFound(NVMLError):
     def __init__(self) -> None:
         super().__init__("Not Found")
 
 
-class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801
+class NVMLError_LibraryNotFound(NVMLError):
     def __init__(self) -> None:
         super().__init__("NVML Shared Library Not Found")
 
@@ -62,7 +62,7 @@ class Handle:
 @dataclass(frozen=True)
 class Process:
     pid: int
-    usedGpuMemory: int | None  # noqa: N815 - pynvml's name
+    usedGpuMemory: int | None
 
 
 class FakeNvml(types.SimpleNamespace):
@@ -110,7 +110,7 @@ class FakeNvml(types.SimpleNamespace):
         if not self.initialised:
             raise NVMLError("Uninitialized")
 
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names from here on
+    def nvmlInit(self) -> None:
         if not self.library:
             raise NVMLError_LibraryNotFound()
         self.initialised += 1

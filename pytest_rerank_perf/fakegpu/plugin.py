@@ -45,4 +45,3 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     FakeGpu.uninstall()
     LOADERS.update(_ORIGINAL)
-

@@ -48,7 +48,9 @@ def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
     for n in sorted({c["num_pairs"] for c in cells}):
         group = sorted((c for c in cells if c["num_pairs"] == n), key=lambda c: c["batch_size"])
         workloads = sorted({c["workload_id"] for c in group})
-        flags = "(* = best batch size" + ("; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")")
+        flags = "(* = best batch size" + (
+            "; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")"
+        )
         title = f"num_pairs={n}  workload={', '.join(workloads)}  {flags}"
         rows = [_row(c, best.get(n) == c["batch_size"] and c["status"] == "ok") for c in group]
         out.append(Table(HEADER, rows, title))

@@ -19,8 +19,8 @@ from ..backends import Pair, Reranker
 from ..report.tables import Table
 from ..trackers import BatchTracker, Span
 from ..trackers.memory import NvmlSampler
-from .matrix import CellRunner
 from ..workload import Workload
+from .matrix import CellRunner
 
 Verdict = Literal["pass", "warn", "fail", "n/a"]
 MiB = 2**20
@@ -83,7 +83,9 @@ def memory_returns_to_resident(model: Reranker, pairs: Sequence[Pair]) -> Check:
     dev.reset_peaks(device)
     allocated, reserved = dev.peaks(device)
     left, cached = (allocated or 0) - resident, (reserved or 0) - (allocated or 0)
-    measured = f"resident {resident / MiB:,.0f} MiB; after reset +{left / MiB:.1f} MiB held, {cached / MiB:.0f} MiB cached"
+    measured = (
+        f"resident {resident / MiB:,.0f} MiB; after reset +{left / MiB:.1f} MiB held, {cached / MiB:.0f} MiB cached"
+    )
     ok = left <= MiB and cached <= max(256 * MiB, resident // 20)
     return Check(name, measured, "pass" if ok else "fail", "" if ok else "a cell's peak would include earlier work")
 

@@ -18,8 +18,8 @@ import pytest
 
 from ..errors import RerankPerfError
 from ..options import forwarded
-from ..runtime import get_options, session_device
 from ..report.folder import load_report
+from ..runtime import get_options, session_device
 from ..store.schema import cell_key
 from .matrix_result import MatrixResult
 from .selfcheck import Check
