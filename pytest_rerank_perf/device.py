@@ -83,7 +83,7 @@ def properties(index: int) -> Any:
 def bf16_supported(device: str) -> bool:
     if not is_cuda(device):
         return True
-    return bool(_cuda().is_bf16_supported())
+    return int(properties(index_of(device)).major) >= 8  # Ampere and later: this device, not the current one
 
 
 def cuda_build() -> str | None:

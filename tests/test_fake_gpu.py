@@ -94,3 +94,16 @@ def test_installing_and_uninstalling_restores_torch_and_pynvml() -> None:
         assert nvml.load() is fake.nvml
     assert dev.cuda_available() == torch.cuda.is_available()
     assert nvml.load() is not fake.nvml
+
+
+def test_a_device_beyond_the_visible_ones_and_bf16_on_a_t4_are_clear_errors() -> None:
+    from pytest_rerank_perf.backends.precision import resolve_dtype
+    from pytest_rerank_perf.errors import DeviceError
+
+    with FakeGpu(["t4", "h100"]).installed():
+        with pytest.raises(DeviceError, match="only 2 CUDA device"):
+            dev.resolve("cuda:2")
+        dev.set_device("cuda:1")  # the current device is the H100: the T4 is still asked about itself
+        with pytest.raises(DeviceError, match="does not support bfloat16"):
+            resolve_dtype("bf16", "cuda:0")
+        assert resolve_dtype("bf16", "cuda:1") == "bf16"
