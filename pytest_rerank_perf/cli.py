@@ -54,8 +54,8 @@ def diff_reports(
         )
     kind = "cuda" if new.profile.get("gpu") else "cpu"
     settings = GateSettings.for_device(kind, parse_threshold_rules(rules), parse_alpha(alpha, "--alpha"))
-    matrix = new.result(MatrixResult)
-    throttled = throttled_cells(matrix.cells if matrix else [])
+    cells = [c for r in (old, new) if (m := r.result(MatrixResult)) for c in m.cells]
+    throttled = throttled_cells(cells)  # either side: a throttled reference is no reference
     return gate(base, now, settings, str(old_path), str(new_key), throttled)
 
 

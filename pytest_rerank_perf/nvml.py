@@ -70,6 +70,8 @@ def handle_for(pynvml: Any, index: int, torch_uuid: Any) -> Any:
         for handle in all_handles(pynvml):
             if _bare_uuid(pynvml.nvmlDeviceGetUUID(handle)) == wanted:
                 return handle
+        # the index would name another GPU (CUDA_VISIBLE_DEVICES) or a MIG slice's parent: no figure beats a wrong one
+        raise LookupError(f"no NVML device has torch's UUID {torch_uuid} for cuda:{index}")
     return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from .errors import RerankPerfError
 from .fsutil import write_atomic
-from .gate.compare import gate, throttled_cells
+from .gate.compare import gate, throttled_cells, unwatched_cells
 from .gate.thresholds import GateSettings
 from .gate.verdict import gate_markdown
 from .hardware import HardwareProfile
@@ -127,7 +127,8 @@ class RerankSession:
             return report
         stored = self.baseline.models.get(key) if self.baseline else None
         settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
-        report.gate = verdict = gate(stored, section, settings, shown, key, throttled)
+        unwatched = unwatched_cells(matrix.cells if matrix else [])
+        report.gate = verdict = gate(stored, section, settings, shown, key, throttled, unwatched)
         report.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
         if verdict.status == "no-baseline" and opts.require_baseline:
             report.failure = f"--rerank-require-baseline: {verdict.message}"

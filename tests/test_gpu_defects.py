@@ -13,6 +13,7 @@ from pytest_rerank_perf import device as dev
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
 from pytest_rerank_perf.errors import UsageError
 from pytest_rerank_perf.fakegpu import FakeGpu, GiB
+from pytest_rerank_perf.fakegpu.nvml import CONTEXT_BYTES
 from pytest_rerank_perf.flops import peak_flops
 from pytest_rerank_perf.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
@@ -61,7 +62,7 @@ def test_1_a_cells_vram_is_its_own_not_what_earlier_work_left_cached(on_gpu: Any
     assert cell["peak_vram_added_bytes"] == activations
     weights = cell["peak_vram_allocated_bytes"] - activations
     assert cell["peak_vram_reserved_bytes"] < weights + activations + 4 * 2**20  # block rounding only
-    assert cell["nvml_peak_process_bytes"] < cell["peak_vram_reserved_bytes"] + GiB  # context, not the cache
+    assert cell["nvml_peak_process_bytes"] == CONTEXT_BYTES + cell["peak_vram_reserved_bytes"]  # not the cache
 
 
 def test_2_the_bare_side_of_the_overhead_runs_without_hooks_or_samplers(on_gpu: Any) -> None:

@@ -66,8 +66,13 @@ def test_clocks_during_a_measured_cell(
 
 
 def test_run_to_run_spread(
-    pytestconfig: pytest.Config, rerank_hardware: HardwareProfile, rerank_session: RerankSession, tmp_path: Path
+    pytestconfig: pytest.Config,
+    rerank_hardware: HardwareProfile,
+    rerank_options: RerankOptions,
+    rerank_session: RerankSession,
+    tmp_path: Path,
 ) -> None:
     spread = measure_spread(pytestconfig, MATRIX_TEST, tmp_path)
-    threshold = GateSettings.for_device(rerank_hardware.kind).threshold("*", "throughput")
+    settings = GateSettings.for_device(rerank_hardware.kind, rerank_options.thresholds)
+    threshold = settings.threshold("*", "throughput")
     _record(rerank_session, spread_check(spread, threshold))

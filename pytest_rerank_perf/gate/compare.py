@@ -185,6 +185,15 @@ def throttled_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     }
 
 
+def unwatched_cells(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """GPU cells whose throttle state is unknown (no NVML clocks): compared, with a warning."""
+    return [
+        cell_key(c["workload_id"], c["batch_size"])
+        for c in cells
+        if c.get("status") == "ok" and str(c.get("device", "")).startswith("cuda") and c.get("throttled") is None
+    ]
+
+
 def gate(
     base: ModelBaseline | None,
     now: ModelBaseline,
@@ -192,6 +201,7 @@ def gate(
     baseline_path: str,
     model_key: str,
     throttled: Mapping[str, Sequence[str]] | None = None,
+    unwatched: Sequence[str] = (),
 ) -> GateReport:
     """Compare every measured cell that the baseline also has. A cell measured on a throttled GPU (``throttled``:
     cell key -> throttle reasons) is not compared: the run is ``incomplete``, never a pass."""
@@ -224,6 +234,8 @@ def gate(
         "its power and cooling, then run again"
         for key, reasons in sorted(throttled.items())
     )
+    if unwatched:
+        warnings += (f"the GPU's throttle state is unknown for {len(unwatched)} cell(s) (see why_null.throttled)",)
     status: Status = "fail" if regressions else "incomplete" if throttled else "pass"
     if throttled and not regressions:
         message = f"{len(throttled)} cell(s) measured on a throttled GPU were not compared; {message}"

@@ -75,6 +75,8 @@ class CellRunner:
             if gpu is not None and dev.is_cuda(self.device)
             else (None, "MFU: not measured on the CPU")
         )
+        if gpu is not None and gpu.mig_mode == "enabled" and " MIG " not in gpu.name:
+            self.peak, self.why_no_mfu = None, "MFU: a MIG slice whose size neither NVML nor torch names"
         module = model.batch_module()
         if inject_slowdown:
             if module is None:

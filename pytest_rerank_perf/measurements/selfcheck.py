@@ -118,6 +118,8 @@ def no_other_process(device: str) -> Check:
     measured = f"{len(procs)} process(es) listed" + ("" if mine else " (host pids: this one is not recognisable)")
     if others > 0:
         return Check(name, measured, "fail", f"{others} other process(es) share this GPU: stop them, then measure")
+    if not procs:  # not even this one: NVML cannot see processes here, so it cannot see others either
+        return Check(name, measured, "warn", "NVML lists no process at all here: others cannot be ruled out")
     return Check(name, measured, "pass")
 
 

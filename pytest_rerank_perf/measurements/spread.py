@@ -8,6 +8,7 @@ runs the real matrix benchmark with this run's model, device and workload option
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -96,10 +97,12 @@ def child_command(config: pytest.Config, matrix_test: Path, report_dir: Path) ->
 def measure_spread(config: pytest.Config, matrix_test: Path, out_dir: Path) -> Spread:
     """``--rerank-spread-processes`` fresh processes, one after the other, each measuring the same few cells."""
     medians: dict[str, list[float]] = {}
+    # a child is its own run, never an xdist worker of this one (it would pin itself to another GPU)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     for i in range(get_options(config).spread_processes):
         report_dir = out_dir / f"process-{i}"
         command = child_command(config, matrix_test, report_dir)
-        done = subprocess.run(command, cwd=config.rootpath, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
             raise RerankPerfError(f"spread process {i} failed (exit {done.returncode}): {' '.join(command)}\n{tail}")

@@ -56,6 +56,7 @@ class ClockTracker:
         self.why_null: str | None = None
         self._mhz: list[int] = []
         self._reasons: set[str] = set()
+        self._failed = False  # a sample failed: the throttle state of the rounds is unknown
         self.max_sm_mhz: int | None = None
         if not dev.is_cuda(device):
             self.why_null = "GPU clocks: not measured on the CPU"
@@ -69,14 +70,21 @@ class ClockTracker:
 
     def _sample(self) -> None:
         nv = self._pynvml
-        try:
-            self._mhz.append(int(nv.nvmlDeviceGetClockInfo(self._handle, nv.NVML_CLOCK_SM)))
-            self._reasons.update(throttle_names(nv, nv.nvmlDeviceGetCurrentClocksThrottleReasons(self._handle)))
+        # the newer name first: nvidia-ml-py marks the throttle-reasons call for removal in CUDA 14
+        reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or (
+            nv.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
+        try:  # both or neither: a clock sample without its reasons would read as "not throttled"
+            mhz, mask = int(nv.nvmlDeviceGetClockInfo(self._handle, nv.NVML_CLOCK_SM)), reasons(self._handle)
         except Exception as exc:
             self.why_null = f"an NVML clock query failed ({type(exc).__name__}: {exc})"
+            self._failed = True
+            return
+        self._mhz.append(mhz)
+        self._reasons.update(throttle_names(nv, mask))
 
     def start(self) -> None:
-        self._mhz, self._reasons = [], set()
+        self._mhz, self._reasons, self._failed = [], set(), False
         if self._handle is not None:
             self._sampler.start()
 
@@ -84,4 +92,6 @@ class ClockTracker:
         self._sampler.stop()
 
     def result(self, span: Span) -> ClockResult:
+        if self._failed:  # some of the rounds went unwatched: never "not throttled"
+            return ClockResult((), self.max_sm_mhz, tuple(sorted(self._reasons)), self.why_null)
         return ClockResult(tuple(self._mhz), self.max_sm_mhz, tuple(sorted(self._reasons)), self.why_null)
