@@ -107,3 +107,29 @@ def test_a_device_beyond_the_visible_ones_and_bf16_on_a_t4_are_clear_errors() ->
         with pytest.raises(DeviceError, match="does not support bfloat16"):
             resolve_dtype("bf16", "cuda:0")
         assert resolve_dtype("bf16", "cuda:1") == "bf16"
+
+
+def test_a_clock_sample_without_its_throttle_reasons_is_unknown_not_unthrottled() -> None:
+    from pytest_rerank_perf.trackers import ClockTracker, Span
+
+    fake = FakeGpu(["h100"], throttle_mask=0x40)
+
+    def refused(handle: object) -> int:
+        raise fake.nvml.NVMLError_NotSupported()
+
+    fake.nvml.nvmlDeviceGetCurrentClocksThrottleReasons = refused
+    with fake.installed():
+        tracker = ClockTracker("cuda:0")
+        tracker.start()
+        tracker.stop()
+        fields = tracker.result(Span(1, 1, 1)).cell_fields()
+    assert fields["throttled"] is None
+    assert "Not Supported" in fields["why_null"]["throttled"]
+
+
+def test_a_torch_uuid_nvml_does_not_know_gives_no_handle_rather_than_another_gpus() -> None:
+    fake = FakeGpu(["h100", "h100"])
+    fake.nvml.nvmlInit()
+    with pytest.raises(LookupError, match="no NVML device has torch's UUID"):
+        nvml.handle_for(fake.nvml, 1, "GPU-00000000-0000-0000-0000-000000000000")
+    assert nvml.handle_for(fake.nvml, 1, fake.cuda.get_device_properties(1).uuid).index == 1
