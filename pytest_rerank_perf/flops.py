@@ -72,12 +72,17 @@ def split_mig(gpu_name: str) -> tuple[str, str | None]:
     return (base.strip(), slice_name.strip() or None) if sep else (gpu_name.strip(), None)
 
 
-def peak_flops(gpu_name: str | None, dtype: str, sm_count: int | None = None) -> tuple[float | None, str | None]:
+def peak_flops(
+    gpu_name: str | None, dtype: str, sm_count: int | None = None, mig: bool = False
+) -> tuple[float | None, str | None]:
     """(dense peak FLOP/s in ``dtype``, None) for a known GPU; (None, why) otherwise. ``sm_count`` is the SMs this
-    process sees: a MIG slice's share of its parent's."""
+    process sees: a MIG slice's share of its parent's. ``mig``: MIG mode is on, so this is a slice even where its
+    name does not say which."""
     if not gpu_name:
         return None, "MFU: no GPU"
     base, mig_slice = split_mig(gpu_name)
+    if mig and mig_slice is None:
+        return None, "MFU: a MIG slice whose size neither NVML nor torch names"
     peak = PEAKS.get(" ".join(base.lower().split()))
     if peak is None:
         return None, f"MFU: the peak FLOP/s of {gpu_name!r} is unknown (add it to pytest_rerank_perf.flops.PEAKS)"

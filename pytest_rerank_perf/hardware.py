@@ -158,6 +158,10 @@ def _nvml_facts(pynvml: Any, handle: Any, torch_gpu: GpuInfo) -> GpuInfo:
     is_mig = bool(opt("nvmlDeviceIsMigDeviceHandle", handle))
     parent = opt("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle) if is_mig else handle
     mig = opt("nvmlDeviceGetMigMode", parent) if parent is not None else None
+    try:
+        mask: int | None = nvml.throttle_mask(pynvml, handle)
+    except Exception:
+        mask = None
     return dataclasses.replace(
         torch_gpu,
         name=name if " MIG " in name or " MIG " not in torch_gpu.name else torch_gpu.name,
@@ -170,7 +174,7 @@ def _nvml_facts(pynvml: Any, handle: Any, torch_gpu: GpuInfo) -> GpuInfo:
         sm_clock_mhz=opt("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_SM),
         mem_clock_mhz=opt("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_MEM),
         max_sm_clock_mhz=opt("nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_SM),
-        throttle_reasons=throttle_names(pynvml, opt("nvmlDeviceGetCurrentClocksThrottleReasons", handle)),
+        throttle_reasons=throttle_names(pynvml, mask),
         mig_mode="enabled" if is_mig else None if mig is None else ("enabled" if mig[0] else "disabled"),
     )
 

@@ -42,6 +42,13 @@ def open_nvml() -> Any:
     return pynvml
 
 
+def throttle_mask(pynvml: Any, handle: Any) -> int:
+    """The bits of why the clocks are held down now; the newer call first (nvidia-ml-py marks the throttle-reasons
+    name for removal in CUDA 14). Raises where neither is offered or the query fails."""
+    query = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+    return int((query or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)(handle))
+
+
 def _bare_uuid(uuid: Any) -> str:
     return str(text(uuid)).removeprefix("GPU-").removeprefix("MIG-")
 

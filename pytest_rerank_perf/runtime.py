@@ -30,7 +30,7 @@ def configure(config: pytest.Config) -> None:
         config.stash[OPTIONS_KEY] = opts = parse_options(config)
         workers = config.getoption("numprocesses", default=None)
         if isinstance(workers, int) and xdist_worker_index() is None:
-            pin_worker_device(opts.device, opts.device, 0, workers, workers)
+            check_one_gpu_per_worker(opts.device, workers)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -55,6 +55,15 @@ def xdist_worker_count() -> int:
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
 
 
+def check_one_gpu_per_worker(requested: str, workers: int) -> None:
+    """An explicit ``--rerank-device cuda:K`` with several xdist workers would put them all on one GPU."""
+    if dev.is_cuda(requested) and requested != "cuda" and workers > 1:
+        raise UsageError(
+            f"--rerank-device {requested} with {workers} pytest-xdist workers would put all of them on one GPU "
+            "and each would slow the others down: use --rerank-device cuda (worker gwN on cuda:N), or -n 1"
+        )
+
+
 def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: int, workers: int = 1) -> str:
     """Under pytest-xdist, worker gwN measures on cuda:N: one worker per GPU, no GPU shared by two workers.
 
@@ -64,11 +73,7 @@ def pin_worker_device(requested: str, resolved: str, worker: int | None, gpus: i
     if worker is None or not dev.is_cuda(resolved):
         return resolved
     if requested not in ("auto", "cuda"):
-        if workers > 1:
-            raise UsageError(
-                f"--rerank-device {requested} with {workers} pytest-xdist workers would put all of them on one GPU "
-                "and each would slow the others down: use --rerank-device cuda (worker gwN on cuda:N), or -n 1"
-            )
+        check_one_gpu_per_worker(requested, workers)
         return resolved
     if worker >= gpus:
         raise UsageError(

@@ -99,24 +99,21 @@ class RerankSession:
         if self.identity is None or self.store is None:
             return report
         matrix, booms = report.result(MatrixResult), report.result(OomBoundaries)
-        section = section_from_cells(
-            matrix.cells if matrix else [], self.identity, profile.to_dict(), booms.max_batches() if booms else {}
-        )
+        cells = matrix.cells if matrix else []
+        section = section_from_cells(cells, self.identity, profile.to_dict(), booms.max_batches() if booms else {})
         if not section.cells and not section.oom_boundaries:
             return report
         report.section = section
         key, opts = self.identity["key"], self.options
         shown = self.store.location(profile.profile_id)
-        throttled = throttled_cells(matrix.cells if matrix else [])
-        if opts.save_baseline and throttled:  # a throttled GPU's figures must never become the reference
-            side = self.store.set_aside(profile.profile_id, key, section, now_utc())
-            report.failure = (
-                f"not recorded: {', '.join(sorted(throttled))} ran on a throttled GPU. This run's cells were saved to "
-                f"{side}; record again once the GPU is cool and unthrottled."
-            )
-            return report
+        throttled = throttled_cells(cells)
         if opts.save_baseline:
             try:
+                if throttled:  # a throttled GPU's figures must never become the reference
+                    raise BaselineError(
+                        f"not recorded: {', '.join(sorted(throttled))} ran on a throttled GPU; record again once the "
+                        "GPU is cool and unthrottled."
+                    )
                 self.store.record(profile.profile_id, key, section, opts.force, opts.append)
                 report.baseline_recorded = shown
             except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
@@ -127,8 +124,7 @@ class RerankSession:
             return report
         stored = self.baseline.models.get(key) if self.baseline else None
         settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
-        unwatched = unwatched_cells(matrix.cells if matrix else [])
-        report.gate = verdict = gate(stored, section, settings, shown, key, throttled, unwatched)
+        report.gate = verdict = gate(stored, section, settings, shown, key, throttled, unwatched_cells(cells))
         report.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
         if verdict.status == "no-baseline" and opts.require_baseline:
             report.failure = f"--rerank-require-baseline: {verdict.message}"

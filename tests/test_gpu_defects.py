@@ -17,7 +17,7 @@ from pytest_rerank_perf.fakegpu.nvml import CONTEXT_BYTES
 from pytest_rerank_perf.flops import peak_flops
 from pytest_rerank_perf.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
-from pytest_rerank_perf.measurements.matrix import CellRunner
+from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
 from pytest_rerank_perf.measurements.oom_boundary import measure_boundary
 from pytest_rerank_perf.measurements.overhead import measure_overhead
 from pytest_rerank_perf.report.plots import plot_vram
@@ -28,10 +28,6 @@ from pytest_rerank_perf.twin import TINY_TWIN, build_twin
 from pytest_rerank_perf.workload import Fixed, Workload, WorkloadSpec, build_workload
 
 TOKEN = 2**20  # fake activation bytes per token
-
-
-class Unbenchmarked:
-    disabled = True  # the runner then times its own rounds, as under xdist
 
 
 def _fake(*gpus: str, **options: Any) -> FakeGpu:

@@ -111,6 +111,12 @@ def test_the_enforced_gate_on_a_fake_gpu(suite: pytest.Pytester, monkeypatch: py
     assert hot.ret == pytest.ExitCode.TESTS_FAILED
     hot.stdout.fnmatch_lines(["*regression gate: INCOMPLETE*throttled*", "*HwThermalSlowdown*not compared*"])
 
+    recorded = (suite.path / "baselines" / "nvidia-h100-80gb-hbm3.json").read_text()
+    hot_record = suite.runpytest(*MATRIX, *CORE, "--rerank-save-baseline", "--rerank-force")
+    assert hot_record.ret == pytest.ExitCode.TESTS_FAILED
+    hot_record.stdout.fnmatch_lines(["*not recorded: *ran on a throttled GPU*saved to*"])
+    assert (suite.path / "baselines" / "nvidia-h100-80gb-hbm3.json").read_text() == recorded  # untouched
+
 
 def test_two_fake_gpus_one_xdist_worker_each(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("xdist")

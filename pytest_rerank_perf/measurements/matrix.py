@@ -56,6 +56,12 @@ class SlowdownInjector:
             pass
 
 
+class Unbenchmarked:
+    """What ``CellRunner.run`` is given outside pytest-benchmark: it then times its own rounds."""
+
+    disabled = True
+
+
 class CellRunner:
     """Runs cells for one reranker on one device; remembers out-of-memory boundaries between cells."""
 
@@ -71,12 +77,10 @@ class CellRunner:
         self.identity = run_identity(model, profile)
         gpu = profile.gpu
         self.peak, self.why_no_mfu = (
-            peak_flops(gpu.name, model.identity.dtype, gpu.sm_count)
+            peak_flops(gpu.name, model.identity.dtype, gpu.sm_count, gpu.mig_mode == "enabled")
             if gpu is not None and dev.is_cuda(self.device)
             else (None, "MFU: not measured on the CPU")
         )
-        if gpu is not None and gpu.mig_mode == "enabled" and " MIG " not in gpu.name:
-            self.peak, self.why_no_mfu = None, "MFU: a MIG slice whose size neither NVML nor torch names"
         module = model.batch_module()
         if inject_slowdown:
             if module is None:

@@ -20,7 +20,7 @@ from ..report.tables import Table
 from ..trackers import BatchTracker, Span
 from ..trackers.memory import NvmlSampler
 from ..workload import Workload
-from .matrix import CellRunner
+from .matrix import CellRunner, Unbenchmarked
 
 Verdict = Literal["pass", "warn", "fail", "n/a"]
 MiB = 2**20
@@ -36,12 +36,6 @@ class Check:
 
 def not_on_cpu(name: str) -> Check:
     return Check(name, "-", "n/a", "a GPU check: nothing to check on the CPU")
-
-
-class Unbenchmarked:
-    """What the cell runner is given outside pytest-benchmark: it then times its own rounds."""
-
-    disabled = True
 
 
 def events_agree_with_wall_time(model: Reranker, pairs: Sequence[Pair]) -> Check:

@@ -70,12 +70,9 @@ class ClockTracker:
 
     def _sample(self) -> None:
         nv = self._pynvml
-        # the newer name first: nvidia-ml-py marks the throttle-reasons call for removal in CUDA 14
-        reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or (
-            nv.nvmlDeviceGetCurrentClocksThrottleReasons
-        )
         try:  # both or neither: a clock sample without its reasons would read as "not throttled"
-            mhz, mask = int(nv.nvmlDeviceGetClockInfo(self._handle, nv.NVML_CLOCK_SM)), reasons(self._handle)
+            mhz = int(nv.nvmlDeviceGetClockInfo(self._handle, nv.NVML_CLOCK_SM))
+            mask = nvml.throttle_mask(nv, self._handle)
         except Exception as exc:
             self.why_null = f"an NVML clock query failed ({type(exc).__name__}: {exc})"
             self._failed = True
