@@ -5,32 +5,68 @@
 
 Both take ``report.json`` or pytest-benchmark's JSON from a run with the plugin active. ``diff`` exits 1 when NEW
 has a regression against OLD (significant and beyond threshold, as the gate judges) or cells measured on a
-throttled GPU that could not be compared, 2 on bad input.
+throttled GPU that could not be compared, 2 on bad input: one line on stderr naming the problem and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from .errors import RerankPerfError
+from .errors import RerankPerfError, UsageError
 from .fsutil import write_atomic
-from .gate.compare import GateReport, gate, throttled_cells
+from .gate.judge import gate, planned_cells, throttled_cells
+from .gate.outcome import GateReport
 from .gate.thresholds import DEFAULT_ALPHA, GateSettings, parse_alpha, parse_threshold_rules
 from .gate.verdict import format_gate, gate_markdown
-from .measurements.matrix_result import MatrixResult
-from .report.folder import load_report, write_report
-from .report.run_report import RunReport
-from .store import ModelBaseline
+from .report.folder import is_benchmark_json, is_benchmark_storage, load_report, read_json, write_report
+from .report.run_report import REPORT_FILE, RunReport
+from .store import ModelBaseline, section_from_cells
+
+_BAD_INPUT = "2  bad input: a missing, unreadable or malformed file, or a bad option (one line on stderr)"
+EXIT_CODES = f"exit codes:\n  0  pass\n  1  regression, or an incomplete comparison\n  {_BAD_INPUT}"
+RENDER_EXIT_CODES = f"exit codes:\n  0  report written\n  {_BAD_INPUT}"
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str) -> Iterator[None]:
+    """An OSError while writing is the user's path (a file where a folder goes, no permission), not a bug."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{what} {path}: a file stands where a folder must go; pass another path") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there ({exc.strerror or exc}); pass a writable path") from None
+
+
+def _render_folder(source: Path, data: Any, out: str | None) -> Path:
+    """Where ``render`` writes: never into pytest-benchmark's storage, where report.json breaks its ``list``."""
+    if out is None and is_benchmark_json(data):
+        raise UsageError(
+            f"{source}: a pytest-benchmark JSON; rendering beside it would put {REPORT_FILE} into pytest-benchmark's "
+            "storage: pass --out DIR, e.g. --out reports"
+        )
+    folder = Path(out) if out is not None else source.parent
+    if is_benchmark_storage(folder):
+        raise UsageError(
+            f"{folder}: a pytest-benchmark storage folder; {REPORT_FILE} there breaks `pytest-benchmark list`: "
+            "pass --out DIR outside it, e.g. --out reports"
+        )
+    return folder
 
 
 def _render(args: argparse.Namespace) -> int:
     source = Path(args.report)
-    report = load_report(source)
-    out = Path(args.out) if args.out else source.parent
-    for path in write_report(report, out):
+    data = read_json(source)
+    report = RunReport.from_dict(data, source)
+    out = _render_folder(source, data, args.out)
+    with _writing(out, "--out"):
+        written = write_report(report, out)
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -45,7 +81,10 @@ def diff_reports(
     old_path: Path, new_path: Path, rules: Sequence[str] = (), alpha: str = str(DEFAULT_ALPHA)
 ) -> GateReport:
     old, new = load_report(old_path), load_report(new_path)
-    base, now = _section_of(old_path, old), _section_of(new_path, new)
+    base = _section_of(old_path, old)
+    # a new run whose every planned cell ran out of memory has no section, and is judged all the same
+    now = new.section if new.cells else _section_of(new_path, new)
+    now = now or section_from_cells([], new.model, new.profile)
     old_key, new_key = old.model.get("key"), new.model.get("key")
     if old_key != new_key:
         raise RerankPerfError(
@@ -54,9 +93,9 @@ def diff_reports(
         )
     kind = "cuda" if new.profile.get("gpu") else "cpu"
     settings = GateSettings.for_device(kind, parse_threshold_rules(rules), parse_alpha(alpha, "--alpha"))
-    cells = [c for r in (old, new) if (m := r.result(MatrixResult)) for c in m.cells]
-    throttled = throttled_cells(cells)  # either side: a throttled reference is no reference
-    return gate(base, now, settings, str(old_path), str(new_key), throttled)
+    throttled = throttled_cells([*old.cells, *new.cells])  # either side: a throttled reference is no reference
+    planned = planned_cells(new.cells) if new.cells else None
+    return gate(base, now, settings, str(old_path), str(new_key), planned, throttled)
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -68,26 +107,55 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"NOTE: different hardware profiles ({old_profile} vs {new_profile}): differences are expected")
     for line in format_gate(report):
         print(line)
+    shortfall = report.shortfall() if args.require_full else ""
+    if shortfall:
+        print(f"FAILED: --require-full: not a full comparison: {shortfall}")
     if args.markdown:
-        write_atomic(Path(args.markdown), gate_markdown(report, f"{old_profile} -> {new_profile}"))
-    return 1 if report.status in ("fail", "incomplete") else 0
+        markdown = Path(args.markdown)
+        with _writing(markdown, "--markdown"):
+            markdown.parent.mkdir(parents=True, exist_ok=True)  # like --out: a new folder is made, not refused
+            write_atomic(markdown, gate_markdown(report, f"{old_profile} -> {new_profile}"))
+    return 1 if report.status in ("fail", "incomplete") or shortfall else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rerank-perf", description=__doc__.split("\n\n")[0], epilog=EXIT_CODES, formatter_class=raw
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    what = "re-render a report folder (index.md and plots) from saved JSON"
+    render = sub.add_parser("render", help=what, description=what, epilog=RENDER_EXIT_CODES, formatter_class=raw)
+    render.add_argument("report", help="reports/report.json, or a pytest-benchmark JSON written with the plugin active")
+    render.add_argument(
+        "--out", metavar="DIR", help="folder to write (default: the report's own; required for a pytest-benchmark JSON)"
+    )
+    render.set_defaults(run=_render)
+    what = "compare two saved runs cell by cell, as the regression gate does"
+    diff = sub.add_parser("diff", help=what, description=what, epilog=EXIT_CODES, formatter_class=raw)
+    diff.add_argument("old", metavar="OLD", help="the reference run: report.json or a pytest-benchmark JSON")
+    diff.add_argument("new", metavar="NEW", help="the run judged against OLD, same kind of file")
+    diff.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="[PATTERN:]METRIC=PCT",
+        help="smallest change that counts, e.g. throughput=3%% or '*/bs8:latency=10%%'; repeatable",
+    )
+    diff.add_argument("--alpha", default=str(DEFAULT_ALPHA), help="significance level (default 0.01)")
+    diff.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown to FILE")
+    diff.add_argument(
+        "--require-full",
+        action="store_true",
+        help="exit 1 unless every cell of NEW was compared and every cell of OLD is in NEW (as the plugin's "
+        "--rerank-require-baseline)",
+    )
+    diff.set_defaults(run=_diff)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rerank-perf", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    render = sub.add_parser("render", help="re-render a report folder (index.md and plots) from saved JSON")
-    render.add_argument("report", help="reports/report.json or a pytest-benchmark JSON")
-    render.add_argument("--out", help="folder to write (default: the report's own folder)")
-    render.set_defaults(run=_render)
-    diff = sub.add_parser("diff", help="compare two saved runs cell by cell, as the regression gate does")
-    diff.add_argument("old")
-    diff.add_argument("new")
-    diff.add_argument("--threshold", action="append", default=[], metavar="[PATTERN:]METRIC=PCT")
-    diff.add_argument("--alpha", default=str(DEFAULT_ALPHA), help="significance level (default 0.01)")
-    diff.add_argument("--markdown", help="also write the comparison as Markdown to this file")
-    diff.set_defaults(run=_diff)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)  # argparse's own usage errors exit 2
     try:
         return int(args.run(args))
     except RerankPerfError as exc:

@@ -47,15 +47,23 @@ def rerank_session(pytestconfig: pytest.Config) -> RerankSession:
 
 
 @pytest.fixture(scope="session")
-def rerank_model(pytestconfig: pytest.Config, rerank_options: RerankOptions) -> Reranker:
+def rerank_model(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config, rerank_options: RerankOptions
+) -> Reranker:
     """The model under test (a ``Reranker``), loaded once per session in the requested precision (on this worker's
-    GPU). The sentence-transformers backend's ``.cross_encoder`` is the ``CrossEncoder`` itself."""
+    GPU). The sentence-transformers backend's ``.cross_encoder`` is the ``CrossEncoder`` itself.
+
+    A model that cannot be had ends the run at once, with its one message and pytest's usage-error exit code:
+    every test after would fail the same way."""
     opts = rerank_options
     try:
         device = session_device(pytestconfig)
         model = LOADERS[opts.backend](opts.model, device, opts.dtype, opts.max_length)
     except (RerankPerfError, pytest.UsageError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = f"rerank-perf: {exc}"
+        if hasattr(pytestconfig, "workerinput"):  # an xdist worker: its controller stops on this, not crashes
+            request.session.shouldstop = message
+        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
     rerank_session_of(pytestconfig).identity = run_identity(model, session_profile(pytestconfig))
     return model
 
@@ -90,6 +98,12 @@ def rerank_runner(
     rerank_session.identity = runner.identity  # also where a conftest replaced ``rerank_model``
     rerank_session.open_baseline(request.session.items, rerank_hardware.profile_id, runner.identity["key"])
     return runner
+
+
+@pytest.fixture
+def rerank_cell(request: pytest.FixtureRequest) -> Cell:
+    """This matrix cell (num_pairs, batch_size, workload label), from the plugin's plain-JSON parameter."""
+    return Cell.of(request.param)
 
 
 @pytest.fixture

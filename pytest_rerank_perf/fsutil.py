@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half."""
@@ -33,14 +35,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock beside ``path`` (released by the OS if the process dies)."""
-    import fcntl
-
-    lock_path = path.with_name(f".{path.name}.lock")
+    """An exclusive lock beside ``path``, held until the block exits (released by the OS if the process dies)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # filelock picks the platform's lock (fcntl on POSIX, msvcrt on Windows); a new lock object per call, so nesting
+    # locked() on one path in one process would deadlock
+    with FileLock(path.with_name(f".{path.name}.lock")):
+        yield

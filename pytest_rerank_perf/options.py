@@ -20,7 +20,6 @@ from .gate.thresholds import (
 )
 from .lengths import LengthDist, parse_length_dist
 from .scenarios import BUILT_IN, Scenario, parse_scenarios
-from .store import RECORD_COMMAND
 from .validation import DEVICE_CHOICES, canonical_dtype, device_text, parse_int, parse_int_list
 from .workload import WorkloadSpec
 
@@ -45,6 +44,13 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "rerank_spread_processes",
         "3",
         "self-check: fresh processes that measure the run-to-run spread (at least 2)",
+    ),
+    (
+        "--rerank-processes",
+        "rerank_processes",
+        "1",
+        "fresh pytest processes that measure the matrix, pooled into this run's cells (this one plus K-1 more): the "
+        "gate then sees the between-process drift, and a recording keeps each process's median",
     ),
     ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
     ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
@@ -108,7 +114,8 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     (
         "--rerank-save-baseline",
         "rerank_save_baseline",
-        f"record this run as the baseline for this hardware profile and model (see `{RECORD_COMMAND}`)",
+        "record this run as the baseline for this hardware profile and model (only a complete run records; pool "
+        "processes with --rerank-processes 3)",
     ),
     ("--rerank-force", "rerank_force", "with --rerank-save-baseline: replace cells already recorded"),
     (
@@ -116,7 +123,11 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         "rerank_baseline_append",
         "with --rerank-save-baseline: pool this run's samples into cells already recorded (another process)",
     ),
-    ("--rerank-require-baseline", "rerank_require_baseline", "fail the run when there is no baseline to compare"),
+    (
+        "--rerank-require-baseline",
+        "rerank_require_baseline",
+        "fail the run unless it is a full comparison: a baseline that holds every planned cell, all compared",
+    ),
 )
 
 
@@ -145,6 +156,7 @@ class RerankOptions:
     scenarios: tuple[Scenario, ...] = BUILT_IN
     backend: str = DEFAULT_BACKEND
     spread_processes: int = 3
+    processes: int = 1
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -203,7 +215,7 @@ def parse_options(config: pytest.Config) -> RerankOptions:
     raw: dict[str, Any] = {ini: _raw(config, ini) for _, ini, _, _ in _OPTIONS}
     dtype = canonical_dtype(raw["rerank_dtype"])
     device = device_text(raw["rerank_device"])
-    max_length = validate_max_length(parse_int("--rerank-max-length", raw["rerank_max_length"]))
+    max_length = validate_max_length(parse_int("--rerank-max-length", raw["rerank_max_length"]), raw["rerank_model"])
     try:
         pair_tokens = parse_length_dist(raw["rerank_pair_tokens"])
     except WorkloadError as exc:
@@ -232,6 +244,7 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         scenarios=parse_scenarios(config.getini("rerank_scenarios")),
         backend=_parse_choice("--rerank-backend", raw["rerank_backend"], tuple(LOADERS)),
         spread_processes=parse_int("--rerank-spread-processes", raw["rerank_spread_processes"], minimum=2),
+        processes=parse_int("--rerank-processes", raw["rerank_processes"]),
     )
 
 

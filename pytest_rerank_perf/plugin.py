@@ -17,6 +17,7 @@ import pytest
 from .fixtures import (
     SESSION_KEY,
     rerank_bench,
+    rerank_cell,
     rerank_hardware,
     rerank_invariance,
     rerank_model,
@@ -34,6 +35,7 @@ from .summary import write_summary
 
 __all__ = [
     "rerank_bench",
+    "rerank_cell",
     "rerank_hardware",
     "rerank_invariance",
     "rerank_model",
@@ -62,21 +64,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rerank_cell" not in metafunc.fixturenames:
         return
     num_pairs, batch_sizes = opts.matrix(session_device(metafunc.config))
-    cells = [Cell(n, b) for n in num_pairs for b in batch_sizes]
-    metafunc.parametrize("rerank_cell", cells, ids=[c.id for c in cells])
+    label = opts.workload_spec().label
+    cells = [Cell(n, b, label) for n in num_pairs for b in batch_sizes]
+    # indirect, with plain-JSON params: pytest-benchmark saves them, and names runs by the id (workload included)
+    metafunc.parametrize("rerank_cell", [c.param() for c in cells], ids=[c.id for c in cells], indirect=True)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """The hardware profile, and the model key and profile id at the top: pytest-benchmark's ``--benchmark-compare``
+    warns when machine_info differs, so a twin run against a real-weights one is flagged there too."""
     try:
-        machine_info["rerank_hardware"] = session_profile(config).to_dict()
+        profile = session_profile(config)
     except pytest.UsageError as exc:
         machine_info["rerank_hardware"] = {"error": str(exc)}
+        return
+    identity = rerank_session_of(config).identity or {}
+    machine_info["rerank_profile_id"] = profile.profile_id
+    machine_info["rerank_model_key"] = identity.get("key", "not loaded")
+    machine_info["rerank_hardware"] = profile.to_dict()
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
     rs = rerank_session_of(config)
     report = rs.report or rs.build_report(session_device(config), session_profile(config))
     output_json["rerank"] = report.to_dict()
+
+
+def _unfinished(session: pytest.Session, exitstatus: int) -> str | None:
+    """Why this run is not complete enough to record a baseline from; None when it is."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
+        return f"the run was interrupted ({session.shouldstop or 'Ctrl-C'}) before every test ran"
+    if session.testsfailed:
+        return f"{session.testsfailed} test(s) failed"
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -90,7 +110,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
         rs.merge_workers()
         rs.conclude(session, report_dir)
     elif rs is not None and rs.measured:
-        report = rs.finish(session_device(config), session_profile(config))
+        unfinished = _unfinished(session, exitstatus)
+        pooled, failure = rs.pool_processes(config, session.items, report_dir, unfinished)
+        report = rs.finish(session_device(config), session_profile(config), unfinished or failure, pooled)
+        if failure:
+            report.failure = failure
         if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
             config.workeroutput["rerank_report"] = json.dumps(report.to_dict(), default=str)
         else:

@@ -31,6 +31,11 @@ def configure(config: pytest.Config) -> None:
         workers = config.getoption("numprocesses", default=None)
         if isinstance(workers, int) and xdist_worker_index() is None:
             check_one_gpu_per_worker(opts.device, workers)
+            if workers > 1 and opts.processes > 1:
+                raise UsageError(
+                    f"--rerank-processes {opts.processes} with -n {workers}: pooled processes run one after the "
+                    "other on one device; drop -n, or use --rerank-processes 1"
+                )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -13,22 +13,24 @@ from typing import Any
 
 import pytest
 
+from . import fingerprint
 from .errors import RerankPerfError
 from .fsutil import write_atomic
-from .gate.compare import gate, throttled_cells, unwatched_cells
+from .gate.judge import gate, planned_cells, throttled_cells, unwatched_cells
 from .gate.thresholds import GateSettings
 from .gate.verdict import gate_markdown
 from .hardware import HardwareProfile
 from .measurements import MeasurementResult
-from .measurements.cell import CellResult
+from .measurements.cell import Cell, CellResult
 from .measurements.matrix_result import MatrixResult
 from .measurements.oom_boundary import OomBoundaries
+from .measurements.processes import pooled_sections
 from .options import RerankOptions
 from .report.folder import write_report
 from .report.run_report import RunReport, merge_reports
-from .store import BaselineError, BaselineProfile, BaselineStore, open_store, section_from_cells
-from .store.merging import clash_error, clashes
-from .store.schema import cell_key, now_utc
+from .store import BaselineError, BaselineProfile, BaselineStore, open_store, record_command, section_from_cells
+from .store.merging import clash_error, clashes, pool_processes
+from .store.schema import ModelBaseline, cell_key, now_utc
 from .workload import Workload
 
 
@@ -76,7 +78,7 @@ class RerankSession:
     def _planned_cells(self, items: Sequence[pytest.Item]) -> list[str]:
         spec = self.options.workload_spec().id
         specs = [getattr(item, "callspec", None) for item in items]
-        cells = [s.params["rerank_cell"] for s in specs if s is not None and "rerank_cell" in s.params]
+        cells = [Cell.of(s.params["rerank_cell"]) for s in specs if s is not None and "rerank_cell" in s.params]
         return [cell_key(f"{spec}-n{c.num_pairs}", c.batch_size) for c in cells]
 
     # --- the end of the run -----------------------------------------------------------------------------------
@@ -93,42 +95,99 @@ class RerankSession:
         report.recommend(self.options.scenarios)
         return report
 
-    def finish(self, device: str, profile: HardwareProfile) -> RunReport:
-        """Record the baseline or run the gate, then build this process's report."""
+    def section(self, report: RunReport, device: str, profile: HardwareProfile) -> ModelBaseline | None:
+        """This run's cells as a baseline section, with the machine's fingerprint; None when nothing was planned."""
+        booms = report.result(OomBoundaries)
+        if self.identity is None or not (report.cells or booms):
+            return None
+        gpu = profile.to_dict().get("gpu")
+        hardware = {**profile.to_dict(), "fingerprint": fingerprint.measure(device, gpu).to_dict()}
+        return section_from_cells(report.cells, self.identity, hardware, booms.max_batches() if booms else {})
+
+    def finish(
+        self,
+        device: str,
+        profile: HardwareProfile,
+        unfinished: str | None = None,
+        pooled: Sequence[ModelBaseline] = (),
+    ) -> RunReport:
+        """Record the baseline or run the gate, then build this process's report. ``unfinished``: why the run did
+        not complete (interrupted, a failed test): it then never records. ``pooled``: other processes' sections."""
         report = self.report = self.build_report(device, profile)
-        if self.identity is None or self.store is None:
+        section = self.section(report, device, profile)
+        if section is None or self.store is None or self.identity is None:
             return report
-        matrix, booms = report.result(MatrixResult), report.result(OomBoundaries)
-        cells = matrix.cells if matrix else []
-        section = section_from_cells(cells, self.identity, profile.to_dict(), booms.max_batches() if booms else {})
-        if not section.cells and not section.oom_boundaries:
-            return report
-        report.section = section
-        key, opts = self.identity["key"], self.options
-        shown = self.store.location(profile.profile_id)
-        throttled = throttled_cells(cells)
-        if opts.save_baseline:
-            try:
-                if throttled:  # a throttled GPU's figures must never become the reference
-                    raise BaselineError(
-                        f"not recorded: {', '.join(sorted(throttled))} ran on a throttled GPU; record again once the "
-                        "GPU is cool and unthrottled."
-                    )
-                self.store.record(profile.profile_id, key, section, opts.force, opts.append)
-                report.baseline_recorded = shown
-            except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
-                side = self.store.set_aside(profile.profile_id, key, section, now_utc())
-                report.failure = f"{exc} This run's cells were saved to {side}."
-            return report
-        if opts.gate == "off":
-            return report
+        report.section = section = pool_processes(section, pooled)
+        key = self.identity["key"]
+        if self.options.save_baseline:
+            self._record(report, section, profile, self.store, key, unfinished)
+        elif self.options.gate != "off":
+            self._gate(report, section, profile, self.store, key)
+        return report
+
+    def _record(
+        self,
+        report: RunReport,
+        section: ModelBaseline,
+        profile: HardwareProfile,
+        store: BaselineStore,
+        key: str,
+        unfinished: str | None,
+    ) -> None:
+        opts = self.options
+        throttled = throttled_cells(report.cells)
+        try:
+            if unfinished:  # an interrupted or failing run would mix its few cells with the last full recording
+                raise BaselineError(f"not recorded: {unfinished}; only a complete run records.")
+            if throttled:  # a throttled GPU's figures must never become the reference
+                raise BaselineError(
+                    f"not recorded: {', '.join(sorted(throttled))} ran on a throttled GPU; record again once the "
+                    "GPU is cool and unthrottled."
+                )
+            store.record(profile.profile_id, key, section, opts.force, opts.append)
+            report.baseline_recorded = store.location(profile.profile_id)
+        except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
+            side = store.set_aside(profile.profile_id, key, section, now_utc())
+            report.failure = f"{exc} This run's cells were saved to {side}."
+
+    def _gate(
+        self, report: RunReport, section: ModelBaseline, profile: HardwareProfile, store: BaselineStore, key: str
+    ) -> None:
+        opts = self.options
         stored = self.baseline.models.get(key) if self.baseline else None
         settings = GateSettings.for_device(profile.kind, opts.thresholds, opts.alpha)
-        report.gate = verdict = gate(stored, section, settings, shown, key, throttled, unwatched_cells(cells))
+        cells = report.cells
+        report.gate = gate(
+            stored,
+            section,
+            settings,
+            store.location(profile.profile_id),
+            key,
+            planned_cells(cells),
+            throttled_cells(cells),
+            unwatched_cells(cells),
+            record_hint=record_command(self.rootdir),
+        )
         report.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
-        if verdict.status == "no-baseline" and opts.require_baseline:
-            report.failure = f"--rerank-require-baseline: {verdict.message}"
-        return report
+
+    def pool_processes(
+        self, config: pytest.Config, items: Sequence[pytest.Item], report_dir: Path, unfinished: str | None
+    ) -> tuple[list[ModelBaseline], str | None]:
+        """``--rerank-processes K``: measure the matrix in K-1 more processes (sections, or why that failed)."""
+        opts = self.options
+        wanted = opts.processes > 1 and (opts.save_baseline or opts.gate != "off")
+        if not wanted or unfinished or self.result_of(MatrixResult) is None:
+            return [], None
+        tests = sorted(
+            {item.nodeid.split("::")[0] for item in items if "rerank_cell" in getattr(item, "fixturenames", ())}
+        )
+        try:
+            return pooled_sections(config, tests, report_dir / "processes"), None
+        except RerankPerfError as exc:
+            return [], f"--rerank-processes {opts.processes}: {exc}"
+
+    def result_of(self, kind: type[MeasurementResult]) -> MeasurementResult | None:
+        return self.results.get(kind.key)
 
     def merge_workers(self) -> RunReport:
         self.report = merge_reports(self.worker_reports, self.options.scenarios)
@@ -140,6 +199,10 @@ class RerankSession:
         if report is None:
             return
         write_report(report, report_dir)
+        if self.options.require_baseline and not self.options.save_baseline and (report.cells or report.gate):
+            shortfall = report.gate.shortfall() if report.gate else "no comparison was made (--rerank-gate off)"
+            if shortfall:
+                report.failure = f"--rerank-require-baseline: not a full comparison: {shortfall}"
         if report.gate:
             write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.gate.to_dict(), indent=1) + "\n")
             write_atomic(report_dir / "rerank-summary.md", gate_markdown(report.gate, report.profile_summary))

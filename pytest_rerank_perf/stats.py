@@ -1,18 +1,19 @@
 """Statistics on samples: percentiles (the one summary type of latencies), Mann-Whitney U (exact for small
-samples) and a bootstrap CI of a ratio of medians.
+samples) and percentile-bootstrap CIs of a median and of a ratio of medians.
 
-Kept free of scipy (not a dependency). Rounds of a benchmark are not normally distributed (a shared machine adds
-a long right tail), so the gate uses a rank test, as asv does, rather than a t-test.
+Thin glue over ``scipy.stats``: it fixes the choices the gate depends on (one-sided test, exact or asymptotic,
+seeded bootstrap) so callers never pass scipy options. Rounds of a benchmark are not normally distributed (a shared
+machine adds a long right tail), so the gate uses a rank test, as asv does, rather than a t-test.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -56,84 +57,58 @@ class Percentiles:
 EXACT_LIMIT = 2500  # m * n up to which the exact null distribution of U is used (no ties)
 
 
-def _midranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_vals = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-@lru_cache(maxsize=256)
-def _exact_cdf(m: int, n: int) -> tuple[float, ...]:
-    """P(U <= u) for u = 0..m*n under the null, no ties: counts of arrangements by U, built up one sample at a time."""
-    # counts[j][u]: arrangements of i x-values and j y-values with U = u, advanced over i
-    counts = [np.zeros(m * n + 1) for _ in range(n + 1)]
-    for j in range(n + 1):
-        counts[j][0] = 1.0
-    for _ in range(1, m + 1):
-        new = [np.zeros(m * n + 1) for _ in range(n + 1)]
-        new[0][0] = 1.0
-        for j in range(1, n + 1):
-            # the largest of the i + j values is either an x (beats all j y's: U += j) or a y
-            new[j] = new[j - 1].copy()
-            new[j][j:] += counts[j][: m * n + 1 - j]
-        counts = new
-    dist = counts[n]
-    return tuple(np.cumsum(dist) / dist.sum())
-
-
 def mann_whitney_less(x: Sequence[float], y: Sequence[float]) -> float:
     """One-sided p-value for "x tends to be smaller than y" (H1: P(X < Y) > 1/2)."""
-    m, n = len(x), len(y)
-    if m == 0 or n == 0:
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not a.size or not b.size:
         raise ValueError("Mann-Whitney U needs samples on both sides")
-    values = np.concatenate([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
-    ranks = _midranks(values)
-    u_x = float(ranks[:m].sum() - m * (m + 1) / 2)  # number of (x, y) pairs with x > y (ties count half)
-    ties = len(np.unique(values)) < len(values)
-    if m * n <= EXACT_LIMIT and not ties:
-        return _exact_cdf(m, n)[round(u_x)]
-    mean = m * n / 2
-    _, counts = np.unique(values, return_counts=True)
-    total = m + n
-    var = m * n / 12 * ((total + 1) - float((counts**3 - counts).sum()) / (total * (total - 1)))
-    if var <= 0:
-        return 0.5 if u_x == mean else (0.0 if u_x < mean else 1.0)
-    z = (u_x - mean + 0.5) / math.sqrt(var)  # continuity correction towards the null
-    return 0.5 * math.erfc(-z / math.sqrt(2))
+    # not scipy's "auto" (exact only up to 8 per side): the gate's rule is exact while untied (the exact null
+    # distribution assumes no ties) and m * n <= EXACT_LIMIT, else tie-corrected normal with continuity correction
+    ties = np.unique(np.concatenate([a, b])).size < a.size + b.size
+    method = "exact" if a.size * b.size <= EXACT_LIMIT and not ties else "asymptotic"
+    return float(stats.mannwhitneyu(a, b, alternative="less", method=method, use_continuity=True).pvalue)
 
 
-def _boot_medians(rng: np.random.Generator, samples: Sequence[float], resamples: int) -> np.ndarray:
+def _resamplable(samples: Sequence[float]) -> np.ndarray:
+    # scipy wants two observations per sample; resampling [v, v] gives exactly what resampling [v] would
     a = np.asarray(samples, dtype=float)
-    return np.median(rng.choice(a, size=(resamples, len(a))), axis=1)
+    return np.repeat(a, 2) if a.size == 1 else a
 
 
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+def _percentile_ci(
+    data: tuple[np.ndarray, ...], statistic: Callable[..., Any], confidence: float, resamples: int, seed: int
+) -> tuple[float, float]:
+    # percentile, not scipy's default BCa, which warns and gives NaN on constant samples (a coarse timer makes
+    # them); a fixed seed makes the interval a function of the samples alone
+    result = stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        paired=False,
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _median_ratio(now: np.ndarray, base: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(now, axis=axis) / np.median(base, axis=axis)
 
 
 def bootstrap_median_ci(
     samples: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap CI of the median; seeded, so the same samples always give the same interval."""
-    return _interval(_boot_medians(np.random.default_rng(seed), samples, resamples), confidence)
+    return _percentile_ci((_resamplable(samples),), np.median, confidence, resamples, seed)
 
 
 def bootstrap_ratio_ci(
     now: Sequence[float], base: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap CI of median(now) / median(base), resampling each side independently."""
-    rng = np.random.default_rng(seed)
-    return _interval(_boot_medians(rng, now, resamples) / _boot_medians(rng, base, resamples), confidence)
+    return _percentile_ci((_resamplable(now), _resamplable(base)), _median_ratio, confidence, resamples, seed)
 
 
 def iqr(samples: Sequence[float]) -> tuple[float, float]:

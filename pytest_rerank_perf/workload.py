@@ -66,6 +66,19 @@ class WorkloadSpec:
         dpq = "all" if self.docs_per_query is None else str(self.docs_per_query)
         return f"{self.pair_tokens.id}-q{self.query_tokens.id}-{'+'.join(self.scripts)}-d{dpq}-s{self.seed}"
 
+    @property
+    def label(self) -> str:
+        """The id's parts that differ from the default recipe: ``fixed256``, ``fixed256-s3`` (test ids)."""
+        default = WorkloadSpec(self.pair_tokens)
+        parts = [self.pair_tokens.id]
+        if self.query_tokens != default.query_tokens:
+            parts.append(f"q{self.query_tokens.id}")
+        if self.scripts != default.scripts:
+            parts.append("+".join(self.scripts))
+        if self.docs_per_query is not None:
+            parts.append(f"d{self.docs_per_query}")
+        return "-".join([*parts, f"s{self.seed}"] if self.seed else parts)
+
 
 @dataclass(frozen=True)
 class TokenStats:

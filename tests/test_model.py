@@ -10,6 +10,7 @@ import torch
 
 from pytest_rerank_perf import device
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
+from pytest_rerank_perf.backends.content import tokenizer_hash
 from pytest_rerank_perf.backends.cross_encoder import resolve_model_spec, validate_max_length
 from pytest_rerank_perf.backends.identity import config_hash
 from pytest_rerank_perf.backends.locate import REAL_HUB_ID
@@ -49,8 +50,13 @@ def test_identity_of_tiny_twin(tiny_model: CrossEncoderReranker) -> None:
     assert ident.max_length == 512
     assert tiny_model.cross_encoder.max_seq_length == 512
     assert ident.parameters == sum(p.numel() for p in tiny_model.cross_encoder.model.parameters())
-    assert ident.key() == f"twin:{ident.name}:{ident.config_hash[:12]}:fp32:L512"
-    assert ident.weights_hash == hashlib.sha256((Path(ident.path) / "model.safetensors").read_bytes()).hexdigest()
+    assert ident.architecture == "custom"  # 2 layers x 64 hidden: not bge-reranker-v2-m3's shapes
+    assert ident.key() == f"twin:custom:{ident.content_digest()[:16]}:fp32:L512"
+    assert ident.name not in ident.key()
+    file_sha = hashlib.sha256((Path(ident.path) / "model.safetensors").read_bytes()).hexdigest()
+    assert ident.weights_hash == hashlib.sha256(f"model.safetensors:{file_sha}\n".encode()).hexdigest()
+    assert ident.tokenizer_hash == tokenizer_hash(Path(ident.path))
+    assert {"tokenizer_hash", "architecture"} <= set(ident.to_dict())
 
 
 def test_bf16_is_selectable_on_cpu(twin_cache: Path, tiny_twin_dir: Path) -> None:
@@ -131,7 +137,8 @@ def test_real_weights_load_from_a_local_directory(tmp_path: Path, tiny_twin_dir:
     loaded = load_model(str(path), device="cpu", max_length=128)
     assert loaded.identity.source == "real"
     assert loaded.identity.name == "my-reranker"
-    assert loaded.identity.key().startswith("real:my-reranker:")
+    assert "my-reranker" not in loaded.identity.key()
+    assert loaded.identity.key().startswith("real:custom:")
     assert np.isfinite(loaded.cross_encoder.predict(PAIRS[:2])).all()
 
 
@@ -162,3 +169,5 @@ def test_real_weights_load_from_the_offline_hf_cache(
     fresh = load_model(str(_as_real_model(tiny_twin_dir, tmp_path / "copy")), device="cpu", max_length=128)
     assert loaded.identity.weights_hash == fresh.identity.weights_hash
     assert loaded.identity.config_hash == fresh.identity.config_hash
+    assert loaded.identity.key() == fresh.identity.key()  # a hub id and a folder of the same files: one key
+    assert loaded.identity.architecture == "custom"  # the tiny twin's shapes, though cached under the BAAI id

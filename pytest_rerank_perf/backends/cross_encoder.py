@@ -1,6 +1,7 @@
 """The sentence-transformers ``CrossEncoder`` backend: real weights or an architecture twin, in one precision.
 
-``load_model`` validates every argument before anything heavy happens, so a typo costs no model load.
+``load_model`` validates every argument, and a real model's ``config.json``, before anything heavy happens, so a typo
+or a too-long ``max_length`` costs no model load.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import device as dev
-from ..errors import UsageError
-from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, ensure_twin, quiet_progress_bars, read_manifest
+from ..errors import ModelNotFoundError, UsageError
+from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, quiet_progress_bars
 from ..validation import device_text, is_int
 from .base import Pair
-from .identity import ModelIdentity, Source, config_hash, weights_hash
-from .locate import check_model_dir, locate_real_model
+from .found import find_model
+from .identity import ModelIdentity
+from .locate import broken_model_message
+from .model_config import check_max_length
 from .precision import resolve_dtype, torch_dtype
 
 if TYPE_CHECKING:
@@ -77,10 +80,12 @@ def resolve_model_spec(spec: str, device: str) -> str:
     return spec
 
 
-def validate_max_length(max_length: int) -> int:
+def validate_max_length(max_length: int, model: str = "auto") -> int:
+    """The value alone, before any model is found. bge-reranker-v2-m3's limit applies at once to the twins (and
+    ``auto``, a twin); a real model's own limit is checked against its ``config.json`` when it is found."""
     if not is_int(max_length) or max_length < 8:
         raise UsageError(f"--rerank-max-length {max_length!r}: use an integer of at least 8 (tokens).")
-    if max_length > BGE_RERANKER_V2_M3_MAX_LENGTH:
+    if (model.strip() or "auto") in ("auto", *TWINS) and max_length > BGE_RERANKER_V2_M3_MAX_LENGTH:
         raise UsageError(
             f"--rerank-max-length {max_length}: the model has {BGE_RERANKER_V2_M3_MAX_LENGTH} positions; "
             f"use at most {BGE_RERANKER_V2_M3_MAX_LENGTH}."
@@ -98,38 +103,46 @@ def load_model(
     """Load a ``CrossEncoder`` (real weights or a twin) in the requested precision, with its identity."""
     resolved_device = dev.resolve(device_text(device))
     canonical_dtype = resolve_dtype(dtype, resolved_device)
-    validate_max_length(max_length)
     resolved = resolve_model_spec(spec, resolved_device)
+    validate_max_length(max_length, resolved)
+    found = find_model(resolved, cache_dir)
+    check_max_length(max_length, found.config, found.architecture, resolved)
+    cross_encoder = _construct(found.path, resolved, resolved_device, canonical_dtype, max_length)
+    identity = found.identity(canonical_dtype, max_length, _parameters(cross_encoder))
+    return CrossEncoderReranker(cross_encoder=cross_encoder, identity=identity, device=resolved_device)
 
-    source: Source
-    if resolved in TWINS:
-        twin = TWINS[resolved]
-        path = ensure_twin(twin, cache_dir)
-        name, source, weights = twin.name, "twin", str(read_manifest(path)["weights_sha256"])
-    else:
-        path, name = locate_real_model(resolved)
-        check_model_dir(path, resolved)
-        source, weights = "real", weights_hash(path)
 
+def _construct(path: Path, spec: str, device: str, dtype: str, max_length: int) -> CrossEncoder:
+    """The ``CrossEncoder`` itself; a directory it cannot load is one clear ``ModelNotFoundError``."""
+    from safetensors import SafetensorError
     from sentence_transformers import CrossEncoder
 
-    with quiet_progress_bars():
-        cross_encoder = CrossEncoder(
-            str(path),
-            device=dev.placement(resolved_device),
-            local_files_only=True,
-            max_length=max_length,
-            model_kwargs={"dtype": torch_dtype(canonical_dtype)},
-        )
-    hf_model = cross_encoder.model
-    identity = ModelIdentity(
-        name=name,
-        source=source,
-        config_hash=config_hash(hf_model.config.to_dict()),
-        weights_hash=weights,
-        dtype=canonical_dtype,
-        max_length=max_length,
-        parameters=sum(p.numel() for p in hf_model.parameters()),
-        path=str(path),
-    )
-    return CrossEncoderReranker(cross_encoder=cross_encoder, identity=identity, device=resolved_device)
+    try:
+        with quiet_progress_bars():
+            return CrossEncoder(
+                str(path),
+                device=dev.placement(device),
+                local_files_only=True,
+                max_length=max_length,
+                model_kwargs={"dtype": torch_dtype(dtype)},
+            )
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        if dev.is_oom(exc):
+            raise
+        where = "it" if Path(spec).expanduser().resolve() == path.resolve() else str(path)  # a hub id: the snapshot
+        raise ModelNotFoundError(broken_model_message(spec, f"{where} does not load ({_short(exc)})")) from None
+
+
+def _parameters(cross_encoder: CrossEncoder) -> int:
+    model = cross_encoder.model
+    return 0 if model is None else sum(int(p.numel()) for p in model.parameters())
+
+
+def _short(exc: BaseException) -> str:
+    """The loader's first line, without the hub's download hints (this tool never downloads)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if "ignore_mismatched_sizes" in text:
+        text = "the weights' shapes do not match config.json"
+    for hint in ("local_files_only", "huggingface.co", "If you were trying to load"):
+        text = text.split(hint)[0] if hint in text else text
+    return f"{type(exc).__name__}: {text.strip()}" if text.strip() else type(exc).__name__

@@ -1,7 +1,9 @@
 """What a result was measured on: the model identity that keys every baseline.
 
-A twin result must never be compared with a real-weights baseline, nor an fp16 run with a bf16 one, nor
-max_length 512 with 1024: every field of ``key()`` must match for two runs to be comparable.
+The key follows content, never how the model was named: the weights, the architecture config and the tokenizer
+(their hashes), the dtype and max_length, and the source (a twin never compares with real weights). The same files
+as a local folder, a hub id or a snapshot path give one key; two fine-tunes in same-named folders give two.
+``name`` and ``path`` are for display only.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from ..twin import sha256_file
+from ..twin import BGE_RERANKER_V2_M3_CONFIG
 
 Source = Literal["real", "twin", "standin"]
+Architecture = Literal["bge-reranker-v2-m3", "custom"]
+BGE_ARCHITECTURE: Architecture = "bge-reranker-v2-m3"
 
 # Fields that decide shapes and arithmetic; everything else in config.json (ids, dropout, versions, init range)
 # changes neither speed nor memory and stays out of the hash.
@@ -34,28 +37,33 @@ ARCHITECTURE_KEYS = (
     "position_embedding_type",
 )
 _ARCHITECTURE_DEFAULTS = {"position_embedding_type": "absolute"}  # transformers 5 no longer writes this field
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    name: str
+    name: str  # display only: a folder name or hub id, not part of the key
     source: Source
     config_hash: str
     weights_hash: str | None
     dtype: str  # canonical: fp32 | fp16 | bf16
     max_length: int
     parameters: int
-    path: str
+    path: str  # display only
+    tokenizer_hash: str | None = None
+    architecture: Architecture = "custom"
+
+    def content_digest(self) -> str:
+        """sha256 over the weights, architecture config and tokenizer hashes: what was measured, by content."""
+        parts = (
+            f"weights:{self.weights_hash or '-'}",
+            f"config:{self.config_hash}",
+            f"tokenizer:{self.tokenizer_hash or '-'}",
+        )
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def key(self) -> str:
         """Baseline key part: runs are only comparable when every field here matches."""
-        return f"{self.source}:{self.name}:{self.config_hash[:12]}:{self.dtype}:L{self.max_length}"
+        return f"{self.source}:{self.architecture}:{self.content_digest()[:16]}:{self.dtype}:L{self.max_length}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,14 +75,9 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()
 
 
-def weights_hash(path: Path) -> str:
-    """sha256 over the weight files. In the HF cache a file's blob is named by its sha256, which saves reading it."""
-    h = hashlib.sha256()
-    for name in WEIGHT_FILES:
-        file = path / name
-        if not file.is_file():
-            continue
-        target = file.resolve()
-        digest = target.name if len(target.name) == 64 and target.parent.name == "blobs" else sha256_file(target)
-        h.update(f"{name}:{digest}\n".encode())
-    return h.hexdigest()
+BGE_CONFIG_HASH = config_hash(BGE_RERANKER_V2_M3_CONFIG)
+
+
+def architecture_of(config: dict[str, Any]) -> Architecture:
+    """``bge-reranker-v2-m3`` when every architecture field matches the real model's config, else ``custom``."""
+    return BGE_ARCHITECTURE if config_hash(config) == BGE_CONFIG_HASH else "custom"

@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 
 from ..errors import ModelNotFoundError
-from .identity import WEIGHT_FILES
+from .content import WEIGHT_FILES
 
 REAL_HUB_ID = "BAAI/bge-reranker-v2-m3"
-_TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model")
+_TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model")  # either one is enough to build the tokenizer
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name, as the hub spells repo ids
 
 
@@ -27,6 +27,14 @@ def missing_model_message(spec: str, detail: str) -> str:
         "(HF_HOME, default ~/.cache/huggingface) here, or\n"
         "  - measure the architecture twin instead: --rerank-model twin (same speed and memory as the real model "
         "at equal token lengths; scores are meaningless)."
+    )
+
+
+def broken_model_message(spec: str, detail: str) -> str:
+    return (
+        f"Model {spec!r} cannot be used: {detail}.\n"
+        "Copy the complete model directory again (config.json, weights and tokenizer files of one model) and pass "
+        "--rerank-model /path/to/dir, or measure the architecture twin instead: --rerank-model twin."
     )
 
 
@@ -54,9 +62,10 @@ def locate_real_model(spec: str) -> tuple[Path, str]:
     try:
         snapshot = snapshot_download(spec, local_files_only=True, cache_dir=cache)
     except Exception as exc:  # the hub raises several types for "not cached"; all mean the same here
+        # ``from None``: the hub's own text (its local_files_only hint) would contradict "never downloads".
         raise ModelNotFoundError(
             missing_model_message(spec, f"not in the local Hugging Face cache {cache} ({type(exc).__name__})")
-        ) from exc
+        ) from None
     return Path(snapshot), spec
 
 

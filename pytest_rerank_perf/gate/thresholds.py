@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..trackers.metrics import GATED
+from .drift import ASSUMED
 
 DEFAULT_ALPHA = 0.01
 GATED_NAMES = tuple(m.name for m in GATED)
@@ -25,6 +26,7 @@ class GateSettings:
     defaults: dict[str, float]  # metric -> threshold; a metric without one is not judged on this device
     rules: tuple[ThresholdRule, ...] = ()
     alpha: float = DEFAULT_ALPHA
+    assumed_drift: float = ASSUMED["cpu"]  # between-process drift where neither side measured it
 
     def threshold(self, cell: str, metric: str) -> float:
         """The last rule matching the cell wins; else the default."""
@@ -40,7 +42,7 @@ class GateSettings:
     @staticmethod
     def for_device(device_kind: str, rules: Sequence[ThresholdRule] = (), alpha: float = DEFAULT_ALPHA) -> GateSettings:
         defaults = {m.name: t for m in GATED if (t := m.threshold(device_kind)) is not None}
-        return GateSettings(defaults, tuple(rules), alpha)
+        return GateSettings(defaults, tuple(rules), alpha, ASSUMED.get(device_kind, ASSUMED["cpu"]))
 
 
 def parse_percent(text: str, what: str) -> float:

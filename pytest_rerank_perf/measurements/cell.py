@@ -17,10 +17,21 @@ Status = Literal["ok", "oom", "skipped"]
 class Cell:
     num_pairs: int
     batch_size: int
+    workload: str = ""  # the workload's short label, e.g. "fixed256": test ids and saved params name it
 
     @property
     def id(self) -> str:
-        return f"n{self.num_pairs}-bs{self.batch_size}"
+        """The pytest id, e.g. ``fixed256-n10-bs4``: pytest-benchmark pairs runs by it, so it names the workload."""
+        prefix = f"{self.workload}-" if self.workload else ""
+        return f"{prefix}n{self.num_pairs}-bs{self.batch_size}"
+
+    def param(self) -> dict[str, Any]:
+        """The test parameter as plain JSON (pytest-benchmark saves params in its JSON)."""
+        return {"workload": self.workload, "num_pairs": self.num_pairs, "batch_size": self.batch_size}
+
+    @staticmethod
+    def of(param: Any) -> Cell:
+        return Cell(int(param["num_pairs"]), int(param["batch_size"]), str(param.get("workload", "")))
 
 
 @dataclass(frozen=True)

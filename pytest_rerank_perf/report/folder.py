@@ -1,29 +1,71 @@
 """The report folder: ``report.json``, the PNG plots and ``index.md``, written and read back.
 
 ``rerank-perf render`` reads ``report.json`` and calls the same ``write_report``, so a saved run re-renders
-identically.
+identically. Reading is strict: every way a file can be wrong is a ``ReportError`` naming the file and the fix.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ..fsutil import write_atomic
 from .markdown import report_markdown
 from .plots import write_plots
 from .run_report import REPORT_FILE, ReportError, RunReport
 
+_PASS = f"pass a rerank-perf reports/{REPORT_FILE} or a pytest-benchmark JSON written with the plugin active"
 
-def load_report(path: Path) -> RunReport:
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file; a run writes reports/{REPORT_FILE}") from None
+    except IsADirectoryError:
+        raise ReportError(
+            f"{path}: is a directory; pass the report file inside it, e.g. {path / REPORT_FILE}"
+        ) from None
+    except PermissionError:
+        raise ReportError(f"{path}: permission denied; make the file readable (chmod u+r) or copy it") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a UTF-8 text file (a PNG or other binary?); {_PASS}") from None
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and {_PASS}") from None
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON of ``path``."""
+    text = _read_text(path)
     try:
-        return RunReport.from_dict(json.loads(text), path)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise ReportError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); {_PASS}") from None
+    except (ValueError, RecursionError) as exc:  # an integer too long to convert, nesting too deep
+        raise ReportError(f"{path}: JSON that cannot be loaded ({exc}); {_PASS}") from None
+
+
+def load_report(path: Path) -> RunReport:
+    return RunReport.from_dict(read_json(path), path)
+
+
+def is_benchmark_json(data: Any, marker: str = "rerank") -> bool:
+    """pytest-benchmark's JSON: with ``marker="rerank"`` one that carries a rerank-perf report."""
+    return isinstance(data, dict) and "benchmarks" in data and marker in data
+
+
+def is_benchmark_storage(folder: Path) -> bool:
+    """A pytest-benchmark storage folder (or its root): ``pytest-benchmark list`` reads every JSON file there."""
+    if ".benchmarks" in folder.resolve().parts:
+        return True
+    for path in [*folder.glob("*.json"), *folder.glob("*/*.json")]:
+        try:
+            if is_benchmark_json(json.loads(path.read_text(encoding="utf-8")), "machine_info"):
+                return True
+        except (OSError, ValueError):  # unreadable or not JSON: not pytest-benchmark's
+            continue
+    return False
 
 
 def write_report(report: RunReport, out_dir: Path) -> list[Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RerankPerfError
-from ..gate.compare import GateReport
+from ..gate.outcome import GateReport
 from ..measurements import PROCEDURES, MeasurementResult
 from ..measurements.load import LoadResults
 from ..measurements.matrix_result import MatrixResult
@@ -28,6 +28,32 @@ _REQUIRED = ("report_version", "profile", "model", "cells")
 
 class ReportError(RerankPerfError):
     """A saved report that cannot be read."""
+
+
+_REWRITE = "Re-run the benchmark to write a fresh report."
+
+
+def _checked(data: Any, source: Path) -> dict[str, Any]:
+    """The report object of a parsed file, its top-level shape checked; the ``rerank`` section of pytest-benchmark's."""
+    if isinstance(data, dict) and "rerank" in data and "benchmarks" in data:
+        data = data["rerank"]
+    if not isinstance(data, dict):
+        raise ReportError(f"{source}: not a rerank-perf report (expected a JSON object); pass reports/{REPORT_FILE}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ReportError(
+            f"{source}: not a rerank-perf report (missing {', '.join(missing)}); pass reports/{REPORT_FILE} or a "
+            "pytest-benchmark JSON written with this plugin active"
+        )
+    if data["report_version"] != REPORT_VERSION:
+        raise ReportError(
+            f"{source}: report version {data['report_version']!r}; this rerank-perf reads version {REPORT_VERSION}"
+        )
+    wrong = [k for k in ("profile", "model") if not isinstance(data[k] or {}, dict)]
+    wrong += [] if isinstance(data["cells"] or [], list) else ["cells"]
+    if wrong:
+        raise ReportError(f"{source}: malformed report ({', '.join(wrong)} of the wrong type). {_REWRITE}")
+    return data
 
 
 @dataclass
@@ -86,25 +112,13 @@ class RunReport:
     @staticmethod
     def from_dict(data: Any, source: Path) -> RunReport:
         """A report from ``report.json`` or from pytest-benchmark's JSON (its ``rerank`` section)."""
-        if isinstance(data, dict) and "rerank" in data and "benchmarks" in data:
-            data = data["rerank"]
-        if not isinstance(data, dict):
-            raise ReportError(
-                f"{source}: not a rerank-perf report (expected a JSON object); pass reports/{REPORT_FILE}"
-            )
-        missing = [k for k in _REQUIRED if k not in data]
-        if missing:
-            raise ReportError(
-                f"{source}: not a rerank-perf report (missing {', '.join(missing)}); pass reports/{REPORT_FILE} or a "
-                "pytest-benchmark JSON written with this plugin active"
-            )
-        if data["report_version"] != REPORT_VERSION:
-            raise ReportError(
-                f"{source}: report version {data['report_version']!r}; this rerank-perf reads version {REPORT_VERSION}"
-            )
-        results = {kind.key: r for kind in PROCEDURES if (r := kind.from_report(data)) is not None}
-        fix = "Re-run the benchmark to write a fresh report."
-        section = parse_section(data["section"], source, "section", fix) if data.get("section") else None
+        data = _checked(data, source)
+        try:
+            results = {kind.key: r for kind in PROCEDURES if (r := kind.from_report(data)) is not None}
+            gate = GateReport.from_dict(data["gate"]) if data.get("gate") else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or truncated section
+            raise ReportError(f"{source}: malformed report ({type(exc).__name__}: {exc}). {_REWRITE}") from None
+        section = parse_section(data["section"], source, "section", _REWRITE) if data.get("section") else None
         return RunReport(
             created=data.get("created", "-"),
             device=data.get("device", "-"),
@@ -113,7 +127,7 @@ class RunReport:
             model=data["model"] or {},
             results=results,
             scenarios=list(data.get("scenarios") or []),
-            gate=GateReport.from_dict(data["gate"]) if data.get("gate") else None,
+            gate=gate,
             gate_enforced=bool(data.get("gate_enforced")),
             baseline_recorded=data.get("baseline_recorded"),
             failure=data.get("failure"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .base import BaselineStore
 from .json_files import JsonFileStore
-from .reader import RECORD_COMMAND, BaselineError
+from .reader import BaselineError, record_command
 from .schema import BaselineProfile, ModelBaseline, section_from_cells
 
 # scheme -> (location after "scheme://", rootdir) -> store
@@ -40,7 +40,6 @@ def open_store(spec: str, root: Path) -> BaselineStore:
 
 
 __all__ = [
-    "RECORD_COMMAND",
     "STORES",
     "BaselineError",
     "BaselineProfile",
@@ -48,5 +47,6 @@ __all__ = [
     "JsonFileStore",
     "ModelBaseline",
     "open_store",
+    "record_command",
     "section_from_cells",
 ]

@@ -50,3 +50,12 @@ def merge(
         oom_boundaries={**old.oom_boundaries, **section.oom_boundaries},
     )
     return replace(base, models={**base.models, key: merged})
+
+
+def pool_processes(section: ModelBaseline, others: Sequence[ModelBaseline]) -> ModelBaseline:
+    """This process's section with other processes' measurements of the same cells pooled in (``--rerank-processes``).
+    A cell another process could not measure keeps this process's figures alone (its ``runs`` says how many)."""
+    cells = dict(section.cells)
+    for other in others:
+        cells = {key: cell.pooled(other.cells[key]) if key in other.cells else cell for key, cell in cells.items()}
+    return replace(section, cells=cells)

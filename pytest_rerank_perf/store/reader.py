@@ -12,7 +12,14 @@ import numpy as np
 from ..errors import RerankPerfError
 from .schema import SAMPLED, SCHEMA_VERSION, VALUED, BaselineCell, BaselineProfile, MetricSummary, ModelBaseline
 
-RECORD_COMMAND = "nox -s record-baseline"
+
+def record_command(root: Path | None) -> str:
+    """How to record a baseline here: this repository's nox session, or the plugin's option in any other project."""
+    try:
+        own = root is not None and "record-baseline" in (root / "noxfile.py").read_text(encoding="utf-8")
+    except OSError:
+        own = False
+    return "nox -s record-baseline" if own else "pytest <your benchmarks> --rerank-save-baseline --rerank-processes 3"
 
 
 class BaselineError(RerankPerfError):
@@ -27,7 +34,7 @@ class Reader:
         self.what = what
         self.fix = fix or (
             f"The file was not changed. Restore it from git (git checkout -- {path}) or record it again with "
-            f"`{RECORD_COMMAND} -- --rerank-force`."
+            "--rerank-save-baseline --rerank-force."
         )
 
     def fail(self, where: str, problem: str) -> BaselineError:
@@ -81,7 +88,12 @@ class Reader:
         if not math.isclose(median, float(np.median(values)), rel_tol=1e-6):
             raise self.fail(f"{where}.median", f"{median} is not the median of the samples ({np.median(values):.6g})")
         unit = self.string(raw, "unit", where)
-        return MetricSummary(unit, median, self.pair(raw, "iqr", where), self.pair(raw, "ci95", where), values)
+        medians = self.get(raw, "process_medians", where)
+        if not isinstance(medians, list) or not medians:
+            raise self.fail(f"{where}.process_medians", "expected a non-empty list: the median of each process")
+        per_process = tuple(self.positive(m, f"{where}.process_medians[{i}]") for i, m in enumerate(medians))
+        iqr, ci95 = self.pair(raw, "iqr", where), self.pair(raw, "ci95", where)
+        return MetricSummary(unit, median, iqr, ci95, values, per_process)
 
     def optional_number(self, raw: dict[str, Any], key: str, where: str) -> float | None:
         """A value metric: absent (added after the file was written) or null means not measured."""
@@ -110,6 +122,9 @@ class Reader:
             raise self.fail(where, f"the key does not match its fields ({cell.key!r})")
         if len(cell.throughput.samples) != cell.rounds:
             raise self.fail(f"{where}.rounds", f"{cell.rounds} rounds but {len(cell.throughput.samples)} samples")
+        if len(cell.throughput.process_medians) != cell.runs:
+            shown = len(cell.throughput.process_medians)
+            raise self.fail(f"{where}.runs", f"{cell.runs} processes but {shown} process medians")
         return cell
 
     def model(self, raw: Any, where: str) -> ModelBaseline:
@@ -136,7 +151,11 @@ def parse_profile(data: Any, path: Path) -> BaselineProfile:
     root = r.obj(data, "(top level)")
     version = r.get(root, "schema_version", "(top level)")
     if version != SCHEMA_VERSION:
-        raise r.fail("schema_version", f"this plugin reads schema version {SCHEMA_VERSION}, the file has {version!r}")
+        raise r.fail(
+            "schema_version",
+            f"this plugin reads schema version {SCHEMA_VERSION}, the file has {version!r} (version 1 keyed models by "
+            "name and kept no per-process medians: record it again)",
+        )
     profile_id = r.string(root, "profile_id", "(top level)")
     if path.suffix == ".json" and path.stem != profile_id:
         raise r.fail("profile_id", f"{profile_id!r} does not match the file name {path.name!r}")

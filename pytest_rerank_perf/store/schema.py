@@ -20,7 +20,7 @@ import numpy as np
 from ..stats import bootstrap_median_ci, iqr
 from ..trackers.metrics import CELL_GATED, Metric
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: content-hash model keys, per-process medians, the machine fingerprint
 SAMPLED: tuple[Metric, ...] = tuple(m for m in CELL_GATED if m.kind == "samples")
 VALUED: tuple[Metric, ...] = tuple(m for m in CELL_GATED if m.kind == "value")
 
@@ -62,11 +62,25 @@ class MetricSummary:
     iqr: tuple[float, float]
     ci95: tuple[float, float]  # bootstrap CI of the median
     samples: tuple[float, ...]
+    # the median of each process pooled into ``samples``: their spread is the between-process drift (gate/drift.py)
+    process_medians: tuple[float, ...] = ()
 
     @staticmethod
-    def of(samples: Sequence[float], unit: str) -> MetricSummary:
+    def of(
+        samples: Sequence[float], unit: str, process_medians: Sequence[float] | None = None, ci: bool = True
+    ) -> MetricSummary:
+        """``process_medians`` None: the samples are one process's. ``ci=False`` leaves out the bootstrap interval
+        (shown, never judged), for simulations that build thousands of summaries."""
         values = tuple(stored_float(s) for s in samples)
-        return MetricSummary(unit, float(np.median(values)), iqr(values), bootstrap_median_ci(values), values)
+        median = float(np.median(values))
+        medians = (stored_float(median),) if process_medians is None else tuple(process_medians)
+        interval = bootstrap_median_ci(values) if ci else (median, median)
+        return MetricSummary(unit, median, iqr(values), interval, values, medians)
+
+    def pooled(self, other: MetricSummary, ci: bool = True) -> MetricSummary:
+        """Both processes' rounds as one recording, each process's median kept."""
+        medians = self.process_medians + other.process_medians
+        return MetricSummary.of(self.samples + other.samples, other.unit, medians, ci)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +88,7 @@ class MetricSummary:
             "median": self.median,
             "iqr": list(self.iqr),
             "ci95": list(self.ci95),
+            "process_medians": list(self.process_medians),
             "samples": list(self.samples),
         }
 
@@ -117,9 +132,7 @@ class BaselineCell:
     def pooled(self, other: BaselineCell) -> BaselineCell:
         """This cell's samples and ``other``'s (another process, same cell) as one recording."""
         samples = {
-            name: MetricSummary.of(self.samples[name].samples + mine.samples, mine.unit)
-            for name, mine in other.samples.items()
-            if name in self.samples
+            name: self.samples[name].pooled(mine) for name, mine in other.samples.items() if name in self.samples
         }
         values: dict[str, float | None] = {}
         for m in VALUED:

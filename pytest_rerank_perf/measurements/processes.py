@@ -1,0 +1,102 @@
+"""Fresh pytest processes that measure this run's matrix: ``--rerank-processes K`` pools K-1 of them into this run's
+cells, and the self-check's spread compares a few of their cells.
+
+One process's rounds share its state (allocator layout, clocks, what else the machine was doing), so only fresh
+processes show the drift between a baseline recorded today and a run tomorrow. Each child runs the real matrix
+benchmark with this run's model, device, workload and rounds options; its report is read back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ..errors import RerankPerfError
+from ..options import forwarded
+from ..report.folder import load_report
+from ..report.run_report import RunReport
+from ..runtime import get_options, session_device
+from ..store.schema import ModelBaseline
+
+TIMEOUT_S = 3600.0
+_FORWARDED = (
+    "rerank_model",
+    "rerank_backend",
+    "rerank_device",
+    "rerank_dtype",
+    "rerank_max_length",
+    "rerank_pair_tokens",
+    "rerank_seed",
+    "rerank_cpu_threads",
+    "rerank_rounds",
+    "rerank_inject_slowdown",
+)
+
+
+def plugin_args(args: Sequence[str]) -> list[str]:
+    """The ``-p NAME`` arguments of a command line (a fake GPU, say): the children load the same plugins."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "-p" and i + 1 < len(args):
+            out += ["-p", args[i + 1]]
+        elif arg.startswith("-p") and len(arg) > 2:
+            out.append(arg)
+    return out
+
+
+def child_command(
+    config: pytest.Config, tests: Sequence[str], report_dir: Path, matrix: tuple[Sequence[int], Sequence[int]]
+) -> list[str]:
+    """A pytest command measuring ``matrix`` (num_pairs, batch sizes) with this run's model, device and workload.
+    A recording's child records too, into a scratch store beside its report, so it takes a recording's rounds."""
+    opts = get_options(config)
+    num_pairs, batch_sizes = matrix
+    recording = ["--rerank-save-baseline", f"--rerank-baseline-dir={report_dir / 'baselines'}"]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        *tests,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *plugin_args(config.invocation_params.args),
+        *forwarded(config, _FORWARDED),
+        f"--rerank-num-pairs={','.join(map(str, num_pairs))}",
+        f"--rerank-batch-sizes={','.join(map(str, batch_sizes))}",
+        "--rerank-gate=off",
+        "--rerank-processes=1",
+        f"--rerank-report-dir={report_dir}",
+        *(recording if opts.save_baseline else []),
+    ]
+
+
+def run_child(config: pytest.Config, command: list[str], report_dir: Path, label: str) -> RunReport:
+    """Run one child to the end and read its report; a failed child is an error naming its command and output."""
+    # a child is its own run, never an xdist worker of this one (it would pin itself to another GPU)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    done = subprocess.run(command, cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise RerankPerfError(f"{label} failed (exit {done.returncode}): {' '.join(command)}\n{tail}")
+    return load_report(report_dir / "report.json")
+
+
+def pooled_sections(config: pytest.Config, tests: Sequence[str], out_dir: Path) -> list[ModelBaseline]:
+    """``--rerank-processes K``: K-1 more processes measuring this run's whole matrix, one after the other."""
+    opts = get_options(config)
+    matrix = opts.matrix(session_device(config))
+    sections = []
+    for i in range(1, opts.processes):
+        report_dir = out_dir / f"process-{i}"
+        command = child_command(config, tests, report_dir, matrix)
+        report = run_child(config, command, report_dir, f"pooled process {i + 1} of {opts.processes}")
+        if report.section is None:
+            raise RerankPerfError(f"pooled process {i + 1} of {opts.processes} measured no cell: {' '.join(command)}")
+        sections.append(report.section)
+    return sections

@@ -1,0 +1,151 @@
+"""The gate fails closed: every planned cell the baseline holds is compared, or the verdict says why not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_rerank_perf.gate.judge import gate, planned_cells
+from pytest_rerank_perf.gate.machine import machine_difference
+from pytest_rerank_perf.gate.outcome import GateReport
+from pytest_rerank_perf.gate.thresholds import GateSettings
+from pytest_rerank_perf.gate.verdict import format_gate, gate_table
+from pytest_rerank_perf.store.schema import BaselineCell, MetricSummary, ModelBaseline
+
+CPU = GateSettings.for_device("cpu")
+WORKLOAD = "fixed256-quniform8-24-latin+cjk-dall-s0"
+
+
+def _cell(n: int, bs: int, scale: float = 1.0, seed: int = 0) -> BaselineCell:
+    rng = np.random.default_rng(seed + 100 * bs + n)
+    samples = list(scale * 500 * np.exp(rng.normal(0, 0.01, 20)))
+    return BaselineCell(
+        workload_id=f"{WORKLOAD}-n{n}",
+        num_pairs=n,
+        batch_size=bs,
+        rounds=20,
+        samples={"throughput": MetricSummary.of(samples, "pairs/s", ci=False)},
+        values={"vram": None, "energy": None},
+        tokens_per_s=1000.0,
+        recorded_at="2026-11-25T00:00:00Z",
+    )
+
+
+def _section(*cells: BaselineCell, flops: float = 5e10) -> ModelBaseline:
+    fingerprint = {"gemm": "fp32 512x512x512 on cpu", "flops": flops, "noise": 0.01}
+    return ModelBaseline(
+        identity={"key": "twin:abc:fp32:L512"},
+        hardware={"profile_id": "cpu-test-2c-1t", "kind": "cpu", "gpu": None, "fingerprint": fingerprint},
+        software={},
+        recorded_at="2026-11-25T00:00:00Z",
+        cells={c.key: c for c in cells},
+    )
+
+
+def _judge(base: ModelBaseline, now: ModelBaseline, planned: Any = None) -> GateReport:
+    return gate(base, now, CPU, "baselines/cpu-test.json", "twin:abc:fp32:L512", planned)
+
+
+def key(n: int, bs: int) -> str:
+    return f"{WORKLOAD}-n{n}/bs{bs}"
+
+
+def test_a_run_that_compared_nothing_is_incomplete_and_names_every_cell() -> None:
+    """The CI case: a baseline at 256 tokens, a run at 64 tokens: nothing matches, and that is no pass."""
+    base = _section(_cell(10, 1), _cell(10, 4))
+    other = replace(_cell(10, 1), workload_id="fixed64-quniform8-24-latin+cjk-dall-s0-n10")
+    report = _judge(base, _section(other))
+    assert report.status == "incomplete"
+    assert "compared nothing" in report.message
+    assert report.new_cells == ("fixed64-quniform8-24-latin+cjk-dall-s0-n10/bs1",)
+    assert report.vanished == (key(10, 1), key(10, 4))
+    assert not report.full
+    lines = format_gate(report)
+    assert any(line.startswith("in the baseline, not planned in this run: ") for line in lines)
+
+
+def test_a_cell_that_now_runs_out_of_memory_is_a_regression() -> None:
+    base = _section(_cell(10, 1), _cell(10, 4))
+    now = _section(_cell(10, 1))
+    planned = {key(10, 1): ("ok", ""), key(10, 4): ("oom", "CUDA out of memory")}
+    report = _judge(base, now, planned)
+    assert report.status == "fail"
+    assert [c.cell for c in report.lost] == [key(10, 4)]
+    assert "did not run now" in report.message
+    assert report.to_dict()["regressions"] == 1
+    assert any(line.startswith("LOST (regression): ") and "OOM now" in line for line in format_gate(report))
+
+
+def test_the_planned_cells_of_a_report_include_those_that_did_not_run() -> None:
+    cells = [
+        {"workload_id": f"{WORKLOAD}-n10", "batch_size": 1, "status": "ok"},
+        {"workload_id": f"{WORKLOAD}-n10", "batch_size": 64, "status": "skipped", "reason": "bs32 OOM"},
+    ]
+    assert planned_cells(cells) == {key(10, 1): ("ok", ""), key(10, 64): ("skipped", "bs32 OOM")}
+
+
+def test_a_full_comparison_needs_every_planned_and_every_baseline_cell() -> None:
+    base = _section(_cell(10, 1), _cell(10, 4))
+    full = _judge(base, _section(_cell(10, 1), _cell(10, 4)))
+    assert full.status == "pass"
+    assert full.full
+    assert full.shortfall() == ""
+    partial = _judge(base, _section(_cell(10, 1)))
+    assert partial.status == "pass"  # what was compared is fine ...
+    assert not partial.full  # ... but a required baseline wants it all
+    assert "1 baseline cell(s) not planned" in partial.shortfall()
+
+
+def test_workers_merge_their_plans_before_cells_count_as_vanished() -> None:
+    base = _section(_cell(10, 1), _cell(10, 4))
+    first = _judge(base, _section(_cell(10, 1)))
+    second = _judge(base, _section(_cell(10, 4)))
+    assert first.vanished == (key(10, 4),)
+    merged = first.merge(second)
+    assert merged.vanished == ()
+    assert merged.full
+
+
+def test_another_machine_under_the_same_profile_id_is_not_compared() -> None:
+    base = _section(_cell(10, 1), _cell(10, 4), flops=5e10)
+    faster = _section(_cell(10, 1, scale=1.7), _cell(10, 4, scale=1.7), flops=8.5e10)
+    report = _judge(base, faster)
+    assert report.status == "incomplete"
+    assert report.message.startswith("different machine: ")
+    assert not report.comparisons
+    assert not report.improvements
+    # within the GEMM's own noise: the same machine, compared as usual
+    assert _judge(base, _section(_cell(10, 1), _cell(10, 4), flops=5.2e10)).status == "pass"
+
+
+def test_machine_difference_reads_power_limit_and_noise() -> None:
+    gpu = {"gemm": "fp16 8192x8192x8192 on cuda", "flops": 7e14, "noise": 0.01, "power_limit_w": 700}
+    assert machine_difference({"fingerprint": gpu}, {"fingerprint": {**gpu, "power_limit_w": 500}}) is not None
+    assert machine_difference({"fingerprint": gpu}, {"fingerprint": {**gpu, "flops": 7.3e14}}) is None
+    noisy = {**gpu, "noise": 0.2}  # a GEMM that noisy cannot tell a 30% difference from noise
+    assert machine_difference({"fingerprint": noisy}, {"fingerprint": {**noisy, "flops": 9.1e14}}) is None
+    assert machine_difference({}, {"fingerprint": gpu}) is None  # an old baseline without one: not judged
+
+
+def test_the_gate_table_sorts_cells_as_numbers_and_says_what_latency_is() -> None:
+    cells = [_cell(n, bs) for n in (10, 100, 50) for bs in (16, 4)]
+    latency = {c.key: {**c.samples, "latency": MetricSummary.of([0.01] * 20, "s/batch", ci=False)} for c in cells}
+    cells = [replace(c, samples=latency[c.key]) for c in cells]
+    report = _judge(_section(*cells), _section(*cells))
+    rows = [row[0] for row in gate_table(report).rows if row[1].startswith("throughput")]
+    assert rows == [key(n, bs) for n in (10, 50, 100) for bs in (4, 16)]
+    assert any(row[1] == "latency (forward time per batch)" for row in gate_table(report).rows)
+    assert "min detectable" in gate_table(report).header
+
+
+@pytest.mark.parametrize("status", ["fail", "incomplete"])
+def test_saved_verdicts_keep_every_list(status: str) -> None:
+    base = _section(_cell(10, 1), _cell(10, 4))
+    now = _section(_cell(10, 1), _cell(50, 1)) if status == "incomplete" else _section()
+    planned = None if status == "incomplete" else {key(10, 1): ("oom", "x")}
+    report = _judge(base, now, planned)
+    again = GateReport.from_dict(report.to_dict())
+    assert again == report

@@ -1,0 +1,118 @@
+"""The fail-closed gate end to end on the CPU tiny twin: another workload, an interrupted or failing recording,
+pooled processes, and what pytest-benchmark's own JSON carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_rerank_perf.store.reader import record_command
+
+BENCH = """
+def test_throughput(rerank_bench, rerank_cell, rerank_workload):
+    rerank_bench(rerank_workload, rerank_cell.batch_size)
+"""
+MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "8")
+LENIENT = ("--rerank-threshold", "throughput=500%", "--rerank-threshold", "latency=500%")
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
+    pytester.makepyfile(test_bench=BENCH)
+    return pytester
+
+
+def _run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest(*MATRIX, *LENIENT, *args)
+
+
+def _profiles(p: pytest.Pytester) -> list[Path]:
+    return sorted((p.path / "baselines").glob("*.json"))
+
+
+def test_a_run_of_another_workload_compares_nothing_and_fails_when_required(bench: pytest.Pytester) -> None:
+    """The issue's CI case: a baseline at 256 tokens, a required and enforced gate at 64 tokens."""
+    assert _run(bench, "--rerank-save-baseline").ret == 0
+    result = _run(bench, "--rerank-pair-tokens", "64", "--rerank-require-baseline", "--rerank-gate", "enforce")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*regression gate: INCOMPLETE: compared nothing*",
+            "new, not in the baseline (not compared): fixed64-*-n12/bs4, fixed64-*-n12/bs12",
+            "in the baseline, not planned in this run: fixed256-*-n12/bs4, fixed256-*-n12/bs12",
+            "*FAILED: --rerank-require-baseline: not a full comparison*",
+        ]
+    )
+    verdict = json.loads((bench.path / "reports" / "rerank-verdict.json").read_text())
+    assert verdict["status"] == "incomplete"
+    assert verdict["comparisons"] == []
+    advisory = _run(bench, "--rerank-pair-tokens", "64")  # the CPU default reports it, and still says INCOMPLETE
+    advisory.stdout.fnmatch_lines(["*regression gate: INCOMPLETE*"])
+
+
+def test_a_partial_run_passes_only_without_require_baseline(bench: pytest.Pytester) -> None:
+    assert _run(bench, "--rerank-save-baseline").ret == 0
+    subset = ("--rerank-batch-sizes", "4", "--rerank-gate", "enforce")
+    assert _run(bench, *subset).ret == 0
+    required = _run(bench, *subset, "--rerank-require-baseline")
+    assert required.ret == pytest.ExitCode.TESTS_FAILED
+    required.stdout.fnmatch_lines(["*not a full comparison: 1 baseline cell(s) not planned in this run*"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "ret", "reason"),
+    [
+        ("def test_zz_stop():\n    raise KeyboardInterrupt\n", pytest.ExitCode.INTERRUPTED, "interrupted"),
+        ("def test_zz_broken():\n    assert False\n", pytest.ExitCode.TESTS_FAILED, "1 test(s) failed"),
+    ],
+)
+def test_an_unfinished_recording_never_writes_the_baseline(
+    bench: pytest.Pytester, extra: str, ret: pytest.ExitCode, reason: str
+) -> None:
+    bench.makepyfile(test_zz=extra)
+    result = _run(bench, "--rerank-save-baseline", "--rerank-force")
+    assert result.ret == ret
+    assert _profiles(bench) == []
+    (side,) = (bench.path / "baselines").glob("*.json.unsaved-*")
+    (section,) = json.loads(side.read_text())["models"].values()
+    assert len(section["cells"]) == 2  # nothing lost: the cells it did measure are kept beside
+    assert reason in (bench.path / "reports" / "report.json").read_text()
+
+
+def test_pooled_processes_keep_each_process_median_and_measure_the_drift(bench: pytest.Pytester) -> None:
+    assert _run(bench, "--rerank-save-baseline", "--rerank-processes", "2").ret == 0
+    (path,) = _profiles(bench)
+    (section,) = json.loads(path.read_text())["models"].values()
+    for cell in section["cells"].values():
+        assert cell["runs"] == 2
+        assert len(cell["throughput"]["process_medians"]) == 2
+    assert section["hardware"]["fingerprint"]["flops"] > 0
+    again = _run(bench, "--rerank-processes", "2", "--rerank-gate", "enforce")
+    assert again.ret == 0, again.stdout.str()
+    verdict = json.loads((bench.path / "reports" / "rerank-verdict.json").read_text())
+    assert "measured" in verdict["drift"]
+    assert {tuple(c["processes"]) for c in verdict["comparisons"]} == {(2, 2)}
+    assert all(c["mdr"] is not None for c in verdict["comparisons"])
+
+
+def test_pytest_benchmark_json_names_the_workload_and_the_model(bench: pytest.Pytester) -> None:
+    result = _run(bench, "--benchmark-json=bench.json")
+    assert result.ret == 0
+    data = json.loads((bench.path / "bench.json").read_text())
+    names = sorted(b["name"] for b in data["benchmarks"])
+    assert names == ["test_throughput[fixed256-n12-bs12]", "test_throughput[fixed256-n12-bs4]"]
+    params = {json.dumps(b["params"], sort_keys=True) for b in data["benchmarks"]}
+    assert '{"rerank_cell": {"batch_size": 4, "num_pairs": 12, "workload": "fixed256"}}' in params
+    assert "UNSERIALIZABLE" not in json.dumps(data)
+    report = json.loads((bench.path / "reports" / "report.json").read_text())
+    assert data["machine_info"]["rerank_model_key"] == report["model"]["key"]
+    assert data["machine_info"]["rerank_profile_id"] == report["profile"]["profile_id"]
+
+
+def test_the_record_hint_names_a_nox_session_only_where_there_is_one(tmp_path: Path) -> None:
+    assert "--rerank-save-baseline" in record_command(tmp_path)
+    assert "nox" not in record_command(tmp_path)
+    (tmp_path / "noxfile.py").write_text("@nox.session(name='record-baseline')\n")
+    assert record_command(tmp_path) == "nox -s record-baseline"
