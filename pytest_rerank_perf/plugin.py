@@ -93,7 +93,8 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 def _unfinished(session: pytest.Session, exitstatus: int) -> str | None:
     """Why this run is not complete enough to record a baseline from; None when it is."""
     if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
-        return f"the run was interrupted ({session.shouldstop or 'Ctrl-C'}) before every test ran"
+        why = session.shouldstop if isinstance(session.shouldstop, str) else "Ctrl-C or pytest.exit"
+        return f"the run was interrupted ({why}) before every test ran"
     if session.testsfailed:
         return f"{session.testsfailed} test(s) failed"
     return None

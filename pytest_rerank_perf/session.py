@@ -207,6 +207,12 @@ class RerankSession:
             write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.gate.to_dict(), indent=1) + "\n")
             write_atomic(report_dir / "rerank-summary.md", gate_markdown(report.gate, report.profile_summary))
             if report.gate.status in ("fail", "incomplete") and report.gate_enforced:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                _fail(session)
         if report.failure:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            _fail(session)
+
+
+def _fail(session: pytest.Session) -> None:
+    """Fail a run that would otherwise exit 0; an interrupted or usage-error exit keeps its own code."""
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

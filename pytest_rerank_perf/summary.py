@@ -29,7 +29,10 @@ def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Seque
         tr.write_line(line)
     model = report.model
     if model:
-        tr.write_line(f"rerank-perf: model id {model['key']} ({model['parameters']:,} parameters)")
+        shape = model.get("architecture", "?")
+        tr.write_line(
+            f"rerank-perf: model id {model['key']} ({model['parameters']:,} parameters, architecture {shape})"
+        )
     if report.devices:
         tr.write_line(f"rerank-perf: merged from {len(report.devices)} xdist workers on {', '.join(report.devices)}")
     tr.write_line("")

@@ -25,14 +25,18 @@ def _cell(batch_size: int = 4, scale: float = 1.0, seed: int = 0) -> BaselineCel
     rng = np.random.default_rng(seed)
     samples = list(scale * 500 * np.exp(rng.normal(0, 0.03, 12)))
     return BaselineCell(
-        workload_id="fixed256-s0-n12", num_pairs=12, batch_size=batch_size, rounds=12,
+        workload_id="fixed256-s0-n12",
+        num_pairs=12,
+        batch_size=batch_size,
+        rounds=12,
         samples={
             "throughput": MetricSummary.of(samples, "pairs/s"),
             "latency": MetricSummary.of([1 / s for s in samples], "s/batch"),
         },
         values={"vram": None, "energy": None},
-        tokens_per_s=128000.0, recorded_at="2026-11-24T00:00:00Z",
-    )  # fmt: skip
+        tokens_per_s=128000.0,
+        recorded_at="2026-11-24T00:00:00Z",
+    )
 
 
 def _section(*cells: BaselineCell) -> ModelBaseline:
@@ -74,7 +78,9 @@ def _corrupt(data: dict[str, Any], edit: str) -> None:
     elif edit == "key":
         cells["other/bs4"] = cells.pop(next(iter(cells)))
     elif edit == "schema":
-        data["schema_version"] = 2
+        data["schema_version"] = 1
+    elif edit == "processes":
+        cell["runs"] = 2
     elif edit == "profile":
         data["profile_id"] = "someone-else"
 
@@ -88,7 +94,8 @@ def _corrupt(data: dict[str, Any], edit: str) -> None:
         ("rounds", ".rounds", "99 rounds but 12 samples"),
         ("missing", ".batch_size", "missing"),
         ("key", "cells['other/bs4']", "the key does not match its fields"),
-        ("schema", "schema_version", "reads schema version 1, the file has 2"),
+        ("schema", "schema_version", "reads schema version 2, the file has 1 (version 1 keyed models by name"),
+        ("processes", ".runs", "2 processes but 1 process medians"),
         ("profile", "profile_id", "does not match the file name"),
     ],
 )
@@ -202,4 +209,4 @@ def test_cpu_reference_profile_is_labelled_cpu_and_tiny_twin() -> None:
 def test_merge_keeps_the_profile_id_of_the_section() -> None:
     profile = merge(None, KEY, _section(_cell()), force=False)
     assert profile.profile_id == "cpu-test-2c-1t"
-    assert replace(profile, models={}).to_dict()["schema_version"] == 1
+    assert replace(profile, models={}).to_dict()["schema_version"] == 2

@@ -143,7 +143,7 @@ def test_a_change_within_the_measured_drift_is_not_a_regression() -> None:
     processes of the baseline drift by 6% from one another: the process test sees it, the rank test cannot."""
     rng = np.random.default_rng(1)
     rounds = list(500 * np.exp(rng.normal(0, 0.01, 30)))
-    drift = pooled_drift([[470.0, 500.0, 530.0], [940.0, 1000.0, 1060.0]], GPU.assumed_drift)
+    drift = pooled_drift([[[470.0, 500.0, 530.0], [940.0, 1000.0, 1060.0]]], GPU.assumed_drift)
     assert drift.measured
     assert drift.sigma == pytest.approx(0.06, rel=0.05)
     base = _one(rounds, [470.0, 500.0, 530.0])
@@ -156,17 +156,18 @@ def test_a_change_within_the_measured_drift_is_not_a_regression() -> None:
     assert result.verdict == "unchanged"
     assert result.mdr is not None
     assert result.mdr > 0.15  # and the table says what this machine can see
-    quiet = pooled_drift([[499.0, 500.0, 501.0]], GPU.assumed_drift)
+    quiet = pooled_drift([[[499.0, 500.0, 501.0]]], GPU.assumed_drift)
     assert compare_samples("c", "throughput", base, now, GPU, quiet).verdict == "regression"
 
 
 def test_minimum_detectable_regression_shrinks_with_pooled_processes() -> None:
-    drift = Drift(0.04, 40, 3)
-    mdr = [process_test([1.0] * k, [1.0] * k, drift, 0.01, 0.05, worse_up=False).mdr for k in (1, 3, 6)]
-    assert mdr[0] > mdr[1] > mdr[2] > 0.05
-    assert mdr[2] < 0.11  # 6 processes a side see a 10% slowdown at 4% drift (README, Detection power)
+    def mdr(k: int) -> float:  # k processes a side, 4% drift known to 2(k - 1) degrees of freedom
+        return process_test([1.0] * k, [1.0] * k, Drift(0.04, 2 * (k - 1), k), 0.01, 0.05, worse_up=False).mdr
+
+    assert mdr(2) > mdr(6) > mdr(12) > 0.05
+    assert mdr(12) < 0.10  # 12 processes a side see a 10% slowdown at 4% drift
     # never below the threshold plus the power margin
-    assert process_test([1.0] * 50, [1.0] * 50, drift, 0.01, 0.05, worse_up=True).mdr > 0.05
+    assert process_test([1.0] * 50, [1.0] * 50, Drift(0.04, 98, 50), 0.01, 0.05, worse_up=True).mdr > 0.05
 
 
 def test_vram_is_judged_on_the_threshold() -> None:

@@ -64,7 +64,8 @@ def test_a_partial_run_passes_only_without_require_baseline(bench: pytest.Pytest
 @pytest.mark.parametrize(
     ("extra", "ret", "reason"),
     [
-        ("def test_zz_stop():\n    raise KeyboardInterrupt\n", pytest.ExitCode.INTERRUPTED, "interrupted"),
+        # pytest.exit takes the path of a Ctrl-C (exit status INTERRUPTED) without interrupting this outer run
+        ("import pytest\n\ndef test_zz_stop():\n    pytest.exit('stop')\n", pytest.ExitCode.INTERRUPTED, "interrupted"),
         ("def test_zz_broken():\n    assert False\n", pytest.ExitCode.TESTS_FAILED, "1 test(s) failed"),
     ],
 )

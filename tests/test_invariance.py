@@ -47,8 +47,9 @@ def test_scores_invariant_to_batch_size_order_and_padding(
     assert report.max_deviation < 1e-5
 
 
-@pytest.mark.parametrize(("how", "check"), [("batch_size", "batch_size=8"), ("position", "permutation"),
-                                            ("padding", "padding")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("how", "check"), [("batch_size", "batch_size=8"), ("position", "permutation"), ("padding", "padding")]
+)
 def test_property_fails_on_a_batch_dependent_model(
     tiny_model: CrossEncoderReranker, tiny_tokenizer: Any, how: str, check: str
 ) -> None:

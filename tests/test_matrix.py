@@ -61,8 +61,13 @@ def test_cell_records_throughput_latency_and_null_vram_on_cpu(runner: CellRunner
     assert len(info["samples"]["latency"]) == 2  # one mean forward time per round
     assert result.pairs_per_s == pytest.approx(12 / latency_call["median"])
     assert result.tokens_per_s == pytest.approx(12 * 64 / latency_call["median"])
-    for key in ("peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu",
-                "energy_j_per_1k_pairs"):  # fmt: skip
+    for key in (
+        "peak_vram_allocated_bytes",
+        "peak_vram_reserved_bytes",
+        "nvml_peak_process_bytes",
+        "mfu",
+        "energy_j_per_1k_pairs",
+    ):
         assert info[key] is None, key  # not measured on the CPU: null, never zero
     assert set(info["why_null"]) >= {"peak_vram_allocated_bytes", "energy_j_per_1k_pairs"}  # and why
     assert info["model_source"] == "twin"
@@ -109,8 +114,9 @@ def test_rounds_policy() -> None:
 
 
 def test_flops_follow_the_issue_formula() -> None:
-    cfg = type("C", (), {k: BGE_RERANKER_V2_M3_CONFIG[k] for k in ("hidden_size", "intermediate_size",
-                                                                  "num_hidden_layers")})  # fmt: skip
+    cfg = type(
+        "C", (), {k: BGE_RERANKER_V2_M3_CONFIG[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")}
+    )
     d = 1024
     for n in (16, 256, 1024):
         assert flops_per_batch(cfg, 1, n) == n * (24 * d * d * 24 + 4 * n * d * 24)
@@ -132,15 +138,27 @@ def _result(n: int, bs: int, pairs_per_s: float | None, status: str = "ok") -> C
         s = n / pairs_per_s
         lat = Percentiles(s, s, s, s, s, s, 5)
         fields = {"pairs_per_s": pairs_per_s, "tokens_per_s": pairs_per_s * 100, "latency_s": {"call": lat.to_dict()}}
-    return CellResult(Cell(n, bs), f"w{n}", status, rounds=5, real_tokens=n * 100, padded_tokens=n * 100,  # type: ignore[arg-type]
-                      fields=fields)  # fmt: skip
+    return CellResult(
+        Cell(n, bs),
+        f"w{n}",
+        status,
+        rounds=5,
+        real_tokens=n * 100,
+        padded_tokens=n * 100,  # type: ignore[arg-type]
+        fields=fields,
+    )
 
 
 def test_summary_marks_the_best_batch_size() -> None:
     results = [
-        _result(10, 1, 100.0), _result(10, 8, 300.0), _result(10, 16, 250.0),
-        _result(50, 1, 90.0), _result(50, 8, 400.0), _result(50, 16, 400.0), _result(50, 32, None, "oom"),
-    ]  # fmt: skip
+        _result(10, 1, 100.0),
+        _result(10, 8, 300.0),
+        _result(10, 16, 250.0),
+        _result(50, 1, 90.0),
+        _result(50, 8, 400.0),
+        _result(50, 16, 400.0),
+        _result(50, 32, None, "oom"),
+    ]
     cells = [r.to_dict() for r in results]
     assert best_batch_sizes(cells) == {10: 8, 50: 8}  # a tie goes to the smaller batch
     lines = format_matrix(cells)
@@ -161,7 +179,10 @@ def test_matrix_ids_and_order(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_cell(rerank_cell):\n    pass\n")
     result = pytester.runpytest("--collect-only", "-q", "--rerank-batch-sizes", "8,1", "--rerank-num-pairs", "50,10")
     ids = [line.split("[")[1].rstrip("]") for line in result.stdout.lines if line.startswith("test_")]
-    assert ids == ["n10-bs1", "n10-bs8", "n50-bs1", "n50-bs8"]
+    assert ids == ["fixed256-n10-bs1", "fixed256-n10-bs8", "fixed256-n50-bs1", "fixed256-n50-bs8"]
+    # the workload is in the id: pytest-benchmark pairs saved runs by it, so two workloads never share one
+    other = pytester.runpytest("--collect-only", "-q", "--rerank-pair-tokens", "uniform:32-64", "--rerank-seed", "3")
+    assert any(line.endswith("::test_cell[uniform32-64-s3-n10-bs1]") for line in other.stdout.lines)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU default matrix")
@@ -182,9 +203,18 @@ def test_benchmark_json_holds_every_key(pytester: pytest.Pytester, shared_cache_
     pytester.makepyfile(MATRIX_TEST)
     out = pytester.path / "bench.json"
     result = pytester.runpytest(
-        "--rerank-device", "cpu", "--rerank-batch-sizes", "2,8", "--rerank-num-pairs", "8,16", "--rerank-rounds", "2",
-        "--rerank-pair-tokens", "uniform:16-64", f"--benchmark-json={out}",
-    )  # fmt: skip
+        "--rerank-device",
+        "cpu",
+        "--rerank-batch-sizes",
+        "2,8",
+        "--rerank-num-pairs",
+        "8,16",
+        "--rerank-rounds",
+        "2",
+        "--rerank-pair-tokens",
+        "uniform:16-64",
+        f"--benchmark-json={out}",
+    )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*rerank-perf summary*", "*CPU FALLBACK*", "*num_pairs=8*", "*num_pairs=16*"])
     data = json.loads(out.read_text())
@@ -192,9 +222,22 @@ def test_benchmark_json_holds_every_key(pytester: pytest.Pytester, shared_cache_
     assert len(data["benchmarks"]) == 4
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
-        for key in ("batch_size", "num_pairs", "pairs_per_s", "tokens_per_s", "padded_tokens", "latency_s",
-                    "peak_vram_allocated_bytes", "peak_vram_reserved_bytes", "nvml_peak_process_bytes", "mfu",
-                    "model_id", "model_source", "profile_id", "dtype"):  # fmt: skip
+        for key in (
+            "batch_size",
+            "num_pairs",
+            "pairs_per_s",
+            "tokens_per_s",
+            "padded_tokens",
+            "latency_s",
+            "peak_vram_allocated_bytes",
+            "peak_vram_reserved_bytes",
+            "nvml_peak_process_bytes",
+            "mfu",
+            "model_id",
+            "model_source",
+            "profile_id",
+            "dtype",
+        ):
             assert key in info, key
         assert info["pairs_per_s"] > 0
         assert info["tokens_per_s"] > 0
@@ -224,9 +267,16 @@ def test_oom_cells_are_reported_not_passed(pytester: pytest.Pytester, shared_cac
     )
     pytester.makepyfile(MATRIX_TEST)
     result = pytester.runpytest(
-        "-rs", "--rerank-device", "cpu", "--rerank-batch-sizes", "4,8,16,32", "--rerank-num-pairs", "20",
-        "--rerank-rounds", "2",
-    )  # fmt: skip
+        "-rs",
+        "--rerank-device",
+        "cpu",
+        "--rerank-batch-sizes",
+        "4,8,16,32",
+        "--rerank-num-pairs",
+        "20",
+        "--rerank-rounds",
+        "2",
+    )
     result.assert_outcomes(passed=2, skipped=2)
     result.stdout.fnmatch_lines(["*SKIPPED*OOM: CUDA out of memory*", "*SKIPPED*batch_size 16 ran out of memory*"])
     result.stdout.fnmatch_lines(["16 * OOM*", "32 * skipped*"])

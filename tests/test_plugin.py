@@ -97,8 +97,9 @@ def test_missing_model_fails_with_the_fix_not_a_traceback(pytester: pytest.Pytes
         ("auto", "cpu", 1, 0, "cpu"),
     ],
 )
-def test_xdist_workers_are_pinned_one_per_gpu(requested: str, resolved: str, worker: int | None, gpus: int,
-                                              expected: str) -> None:  # fmt: skip
+def test_xdist_workers_are_pinned_one_per_gpu(
+    requested: str, resolved: str, worker: int | None, gpus: int, expected: str
+) -> None:
     assert pin_worker_device(requested, resolved, worker, gpus) == expected
 
 

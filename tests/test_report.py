@@ -50,8 +50,14 @@ def run_dir(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pyteste
 def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest.Pytester, tmp_path: Path) -> None:
     result = run_dir.runpytest(*MATRIX)
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["*scenario recommendations*", "*realtime*batch_size*", "*concurrent*batcher-mb32*",
-                                 "*report: reports/index.md*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*scenario recommendations*",
+            "*realtime*batch_size*",
+            "*concurrent*batcher-mb32*",
+            "*report: reports/index.md*",
+        ]
+    )
     folder = run_dir.path / "reports"
     for name in ("throughput.png", "load-concurrent.png", "concurrency-concurrent.png", "index.md", REPORT_FILE):
         assert (folder / name).is_file(), name
@@ -75,8 +81,9 @@ def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest
 
 
 @pytest.mark.usefixtures("steady_forward")  # the slowdown must show against the base run whatever the host's speed
-def test_diff_flags_a_slowdown_and_refuses_other_models(run_dir: pytest.Pytester, capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:  # fmt: skip
+def test_diff_flags_a_slowdown_and_refuses_other_models(
+    run_dir: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = run_dir.path / "reports"
     saved = run_dir.path / "saved"
     saved.mkdir()
@@ -90,8 +97,17 @@ def test_diff_flags_a_slowdown_and_refuses_other_models(run_dir: pytest.Pytester
     assert "PASS" in capsys.readouterr().out
 
     md = saved / "diff.md"
-    code = main(["diff", str(saved / "base.json"), str(saved / "slow.json"), "--threshold", "latency=20%",
-                 "--markdown", str(md)])  # fmt: skip
+    code = main(
+        [
+            "diff",
+            str(saved / "base.json"),
+            str(saved / "slow.json"),
+            "--threshold",
+            "latency=20%",
+            "--markdown",
+            str(md),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     assert "regression gate: FAIL" in out
@@ -118,23 +134,59 @@ def test_saved_reports_are_read_strictly(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["render", str(tmp_path / "absent.json")]) == 2
     assert "no such file" in capsys.readouterr().err
     wrapped = tmp_path / "benchmark.json"  # pytest-benchmark's JSON carries the report as its `rerank` section
-    wrapped.write_text(json.dumps({"benchmarks": [], "rerank": {"report_version": 1, "profile": {}, "model": {},
-                                                                "cells": []}}))  # fmt: skip
+    wrapped.write_text(
+        json.dumps({"benchmarks": [], "rerank": {"report_version": 1, "profile": {}, "model": {}, "cells": []}})
+    )
     assert load_report(wrapped).cells == []
 
 
 def test_reports_of_xdist_workers_merge_into_one_tagged_by_device() -> None:
     def worker(device: str, bs: int, status: str) -> RunReport:
-        cells = [{"status": "ok", "num_pairs": 10, "batch_size": bs, "pairs_per_s": 100.0 * bs, "device": device,
-                  "latency_s": {"call": {"p99": 0.01}}, "workload_id": "w"}]  # fmt: skip
+        cells = [
+            {
+                "status": "ok",
+                "num_pairs": 10,
+                "batch_size": bs,
+                "pairs_per_s": 100.0 * bs,
+                "device": device,
+                "latency_s": {"call": {"p99": 0.01}},
+                "workload_id": "w",
+            }
+        ]
         change = -0.3 if status == "fail" else 0.0
-        gate = {"status": status, "baseline_path": "baselines/x.json", "model_key": "k", "message": status,
-                "warnings": [], "unmatched_cells": [], "comparisons": [
-                    {"cell": f"w/bs{bs}", "metric": "throughput", "baseline": 100.0 * bs,
-                     "now": 100.0 * bs * (1 + change), "change": change, "threshold": 0.05, "p_value": 0.001,
-                     "ci": None, "verdict": "regression" if status == "fail" else "unchanged"}]}  # fmt: skip
-        data = {"report_version": 1, "device": device, "profile": {}, "profile_summary": "p", "model": {},
-                "cells": cells, "gate": gate, "gate_enforced": True, "load": {}, "oom_boundaries": {}}  # fmt: skip
+        gate = {
+            "status": status,
+            "baseline_path": "baselines/x.json",
+            "model_key": "k",
+            "message": status,
+            "warnings": [],
+            "unmatched_cells": [],
+            "comparisons": [
+                {
+                    "cell": f"w/bs{bs}",
+                    "metric": "throughput",
+                    "baseline": 100.0 * bs,
+                    "now": 100.0 * bs * (1 + change),
+                    "change": change,
+                    "threshold": 0.05,
+                    "p_value": 0.001,
+                    "ci": None,
+                    "verdict": "regression" if status == "fail" else "unchanged",
+                }
+            ],
+        }
+        data = {
+            "report_version": 1,
+            "device": device,
+            "profile": {},
+            "profile_summary": "p",
+            "model": {},
+            "cells": cells,
+            "gate": gate,
+            "gate_enforced": True,
+            "load": {},
+            "oom_boundaries": {},
+        }
         return RunReport.from_dict(data, Path(f"xdist worker on {device}"))
 
     merged = merge_reports([worker("cuda:1", 8, "fail"), worker("cuda:0", 4, "pass")], BUILT_IN).to_dict()

@@ -10,16 +10,32 @@ from pytest_rerank_perf.errors import UsageError
 from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios, recommend, recommend_from_cells
 
 
-def cell(n: int, bs: int, pairs_per_s: float, p99_ms: float, vram_gib: float | None = None, status: str = "ok"
-         ) -> dict[str, Any]:  # fmt: skip
+def cell(
+    n: int, bs: int, pairs_per_s: float, p99_ms: float, vram_gib: float | None = None, status: str = "ok"
+) -> dict[str, Any]:
     vram = int(vram_gib * 2**30) if vram_gib is not None else None
-    return {"status": status, "num_pairs": n, "batch_size": bs, "pairs_per_s": pairs_per_s,
-            "latency_s": {"call": {"p99": p99_ms / 1e3}}, "nvml_peak_process_bytes": vram}  # fmt: skip
+    return {
+        "status": status,
+        "num_pairs": n,
+        "batch_size": bs,
+        "pairs_per_s": pairs_per_s,
+        "latency_s": {"call": {"p99": p99_ms / 1e3}},
+        "nvml_peak_process_bytes": vram,
+    }
 
 
 def test_ini_lines_change_built_ins_and_add_scenarios() -> None:
-    scenarios = {s.name: s for s in parse_scenarios(["realtime: p99=30ms", "search: pairs=20-40 p99=0.08s vram=6GiB",
-                                                     "# a comment", "bulk: pairs=500+ p99=none"])}  # fmt: skip
+    scenarios = {
+        s.name: s
+        for s in parse_scenarios(
+            [
+                "realtime: p99=30ms",
+                "search: pairs=20-40 p99=0.08s vram=6GiB",
+                "# a comment",
+                "bulk: pairs=500+ p99=none",
+            ]
+        )
+    }
     assert scenarios["realtime"].p99_s == pytest.approx(0.03)
     assert (scenarios["realtime"].min_pairs, scenarios["realtime"].max_pairs) == (1, 10)  # untouched keys stay
     assert scenarios["search"] == Scenario("search", 20, 40, 0.08, 6 * 2**30, description="from the ini file")
@@ -50,12 +66,16 @@ def test_bad_scenario_lines_name_the_problem(line: str, message: str) -> None:
 def test_recommendation_maximises_worst_case_throughput_within_the_limits() -> None:
     scenario = Scenario("s", 10, 50, 0.1, vram_bytes=8 * 2**30)
     cells = [
-        cell(10, 8, 300, 20, 2), cell(50, 8, 320, 90, 3),  # feasible, worst case 300
-        cell(10, 32, 500, 30, 4), cell(50, 32, 520, 150, 5),  # fastest, but misses the SLO at 50 pairs
-        cell(10, 16, 380, 25, 3), cell(50, 16, 360, 95, 9),  # misses the VRAM cap at 50 pairs
-        cell(10, 4, 310, 15, 2), cell(50, 4, 290, 80, 2),  # feasible, worst case 290
+        cell(10, 8, 300, 20, 2),
+        cell(50, 8, 320, 90, 3),  # feasible, worst case 300
+        cell(10, 32, 500, 30, 4),
+        cell(50, 32, 520, 150, 5),  # fastest, but misses the SLO at 50 pairs
+        cell(10, 16, 380, 25, 3),
+        cell(50, 16, 360, 95, 9),  # misses the VRAM cap at 50 pairs
+        cell(10, 4, 310, 15, 2),
+        cell(50, 4, 290, 80, 2),  # feasible, worst case 290
         cell(200, 64, 9999, 10, 1),  # outside the scenario's range: ignored
-    ]  # fmt: skip
+    ]
     rec = recommend_from_cells(scenario, cells, max_length=512)
     assert rec.batch_size == 8
     assert rec.judged_on == (10, 50)
@@ -87,9 +107,18 @@ def test_concurrent_scenarios_take_the_server_with_the_highest_sustained_rate() 
         points = [] if rate is None else [{"target_rate": rate, "pairs_per_s": rate * 10, "latency": {"p99": 0.15}}]
         return {"max_rate": rate, "max_batch": max_batch, "points": points}
 
-    load = {"concurrent": {"pairs_per_request": 10, "p99_target_s": 0.2, "reference": "predict-bs10",
-                           "servers": {"predict-bs10": server(30.0, 10), "batcher-mb32": server(75.0, 32),
-                                       "batcher-mb128": server(None, 128)}}}  # fmt: skip
+    load = {
+        "concurrent": {
+            "pairs_per_request": 10,
+            "p99_target_s": 0.2,
+            "reference": "predict-bs10",
+            "servers": {
+                "predict-bs10": server(30.0, 10),
+                "batcher-mb32": server(75.0, 32),
+                "batcher-mb128": server(None, 128),
+            },
+        }
+    }
     recs = {r.scenario: r for r in recommend(BUILT_IN, [cell(10, 8, 300, 20)], 512, load)}
     rec = recs["concurrent"]
     assert rec.server == "batcher-mb32"

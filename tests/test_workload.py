@@ -124,8 +124,9 @@ def test_truncation_caps_real_tokens(tiny_tokenizer: Any) -> None:
 def test_padded_tokens_equal_what_predict_actually_runs(tiny_model: CrossEncoderReranker) -> None:
     """Record the shapes the model really sees during predict and compare with batch_stats."""
     ce = tiny_model.cross_encoder
-    work = build_workload(WorkloadSpec(LongTail(median=60, low=8, high=400), scripts=("latin", "cjk"), seed=2),
-                          tiny_model.tokenizer, 37)  # fmt: skip
+    work = build_workload(
+        WorkloadSpec(LongTail(median=60, low=8, high=400), scripts=("latin", "cjk"), seed=2), tiny_model.tokenizer, 37
+    )
     seen: list[tuple[int, ...]] = []
 
     def record(_module: Any, args: tuple, kwargs: dict) -> None:
@@ -146,9 +147,14 @@ def test_padded_tokens_equal_what_predict_actually_runs(tiny_model: CrossEncoder
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("128", Fixed(128)), ("fixed:64", Fixed(64)), ("uniform:10-20", Uniform(10, 20)), ("longtail", LongTail()),
-     ("longtail:200", LongTail(200))],
-)  # fmt: skip
+    [
+        ("128", Fixed(128)),
+        ("fixed:64", Fixed(64)),
+        ("uniform:10-20", Uniform(10, 20)),
+        ("longtail", LongTail()),
+        ("longtail:200", LongTail(200)),
+    ],
+)
 def test_parse_length_dist(text: str, expected: object) -> None:
     assert parse_length_dist(text) == expected
 

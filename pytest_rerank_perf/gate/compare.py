@@ -99,10 +99,16 @@ def compare_value(cell: str, name: str, base: float, now: float, settings: GateS
 
 
 def compare_cell(
-    base: BaselineCell, now: BaselineCell, settings: GateSettings, drifts: Mapping[str, Drift]
+    base: BaselineCell, now: BaselineCell, settings: GateSettings, drifts: Mapping[str, Drift] | None = None
 ) -> list[MetricComparison]:
     """Every registered metric that both sides measured and the gate judges on this device (``drifts``: the
-    between-process drift of each timed metric)."""
+    between-process drift of each timed metric, pooled over the whole run; default: over these two cells)."""
+    if drifts is None:
+        drifts = {
+            name: pooled_drift([[c.samples[name].process_medians] for c in (base, now)], settings.assumed_drift)
+            for name in base.samples
+            if name in now.samples
+        }
     out = []
     for m in CELL_GATED:
         if not settings.judges(m.name):
@@ -123,10 +129,11 @@ def drifts_for(base: ModelBaseline, now: ModelBaseline, settings: GateSettings) 
     out = {}
     for m in CELL_GATED:
         if m.kind == "samples":
-            medians = [
-                c.samples[m.name].process_medians for s in (base, now) for c in s.cells.values() if m.name in c.samples
+            sides = [
+                [c.samples[m.name].process_medians for c in s.cells.values() if m.name in c.samples]
+                for s in (base, now)
             ]
-            out[m.name] = pooled_drift(medians, settings.assumed_drift)
+            out[m.name] = pooled_drift(sides, settings.assumed_drift)
     return out
 
 

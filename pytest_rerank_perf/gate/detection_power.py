@@ -102,7 +102,7 @@ def trial(settings: PowerSettings, slowdown: float, seed: int) -> bool:
     """One baseline recording and one gated run; True when the gate declares a throughput regression."""
     base = _side(settings, 0.0, seed * 1000, settings.baseline_runs, settings.baseline_rounds)
     now = _side(settings, slowdown, seed * 1000 + 500, settings.runs, settings.rounds)
-    drift = pooled_drift([c.process_medians for c in base + now], ASSUMED["cpu"])
+    drift = pooled_drift([[c.process_medians for c in side] for side in (base, now)], ASSUMED["cpu"])
     gate = GateSettings({"throughput": settings.threshold}, alpha=settings.alpha)
     return compare_samples("stand-in", "throughput", base[0], now[0], gate, drift, ci=False).verdict == "regression"
 
@@ -126,9 +126,9 @@ def power_table(columns: dict[str, PowerSettings], trials: int, slowdowns: Seque
 DRIFT = replace(SHARED_CPU, run_sigma=0.04)  # the issue's case: 4% process-to-process drift
 
 
-def drift_columns(processes: Sequence[int] = (1, 2, 3, 4, 6, 8)) -> dict[str, PowerSettings]:
-    """K processes on each side at 4% drift and a 5% threshold."""
-    return {f"K={k}": PowerSettings(noise=DRIFT, baseline_runs=k, runs=k) for k in processes}
+def drift_columns(processes: Sequence[int] = (1, 2, 4, 6, 8, 10, 12), cells: int = 4) -> dict[str, PowerSettings]:
+    """K processes on each side at 4% drift and a 5% threshold (``cells`` per process estimate the drift)."""
+    return {f"K={k}": PowerSettings(noise=DRIFT, baseline_runs=k, runs=k, cells=cells) for k in processes}
 
 
 def main() -> None:  # python -m pytest_rerank_perf.gate.detection_power [trials]
@@ -138,10 +138,10 @@ def main() -> None:  # python -m pytest_rerank_perf.gate.detection_power [trials
         prog="python -m pytest_rerank_perf.gate.detection_power",
         description="How often the regression gate fires, per injected slowdown (README, Detection power).",
     )
-    parser.add_argument("trials", nargs="?", type=int, default=1000, help="trials per table cell (default 1000)")
+    parser.add_argument("trials", nargs="?", type=int, default=500, help="trials per table cell (default 500)")
     trials = parser.parse_args().trials
     print(f"{trials} trials per cell; 4% between-process drift, 5% threshold, alpha 0.01; K processes each side")
-    print(power_table(drift_columns(), trials))
+    print(power_table(drift_columns(), trials), flush=True)
     calls = replace(SHARED_CPU, run_sigma=0.0)
     other = {
         "no drift, K=1": PowerSettings(noise=calls),

@@ -4,7 +4,8 @@ A process on a shared machine is a little faster or slower than the next for its
 clocks, neighbours), so the rounds of one process understate how far a baseline recorded yesterday and a run today
 differ when nothing changed. Every recorded cell keeps the median of each process pooled into it; the spread of
 those medians around each cell's mean, pooled over cells (drift is mostly common to a whole process, so every cell
-of a process estimates the same spread), is the between-process standard deviation, in log space.
+of a process estimates the same spread), is the between-process standard deviation, in log space. Because the cells
+of a process share its offset, K processes on a side carry K - 1 degrees of freedom, not K - 1 per cell.
 
 A cell is then judged on the mean log process median of each side: a two-sample t statistic with that pooled
 standard deviation (Student's t with the pooled degrees of freedom, as the within-group mean square of a one-way
@@ -60,13 +61,19 @@ def squares(medians: Sequence[float]) -> tuple[float, int]:
     return float(((logs - logs.mean()) ** 2).sum()), len(logs) - 1
 
 
-def pooled_drift(cells: Iterable[Sequence[float]], assumed: float) -> Drift:
-    """The pooled between-process spread of every cell's process medians (each cell one group)."""
-    total, dof, most = 0.0, 0, 0
-    for medians in cells:
-        ss, df = squares(medians)
-        total, dof, most = total + ss, dof + df, max(most, len(medians))
-    return Drift(math.sqrt(total / dof), dof, most) if dof else Drift(assumed, 0, most)
+def pooled_drift(sides: Iterable[Iterable[Sequence[float]]], assumed: float) -> Drift:
+    """The pooled between-process spread: ``sides`` holds, per side (baseline, this run), every cell's process
+    medians. The spread pools every cell; its degrees of freedom do not: the cells of one process share its offset,
+    so K processes give K - 1 of them per side whatever the number of cells (counting cells would understate the
+    t quantile and inflate false alarms)."""
+    total, cell_dof, dof, most = 0.0, 0, 0, 0
+    for cells in sides:
+        widest = 0
+        for medians in cells:
+            ss, df = squares(medians)
+            total, cell_dof, widest = total + ss, cell_dof + df, max(widest, len(medians))
+        dof, most = dof + max(widest - 1, 0), max(most, widest)
+    return Drift(math.sqrt(total / cell_dof), dof, most) if dof else Drift(assumed, 0, most)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ def process_test(
     se = drift.sigma * math.sqrt(1 / len(base) + 1 / len(now))
     p = float(stats.t.sf(abs(d) / se, drift.dof) if drift.measured else stats.norm.sf(abs(d) / se))
     sign = 1.0 if worse_up else -1.0
-    beyond_threshold = abs(math.log(1 + sign * threshold))
+    floor = 1 + sign * threshold  # a drop of 100% or more can never be seen: only a total loss would count
+    beyond_threshold = abs(math.log(floor)) if floor > 0 else math.inf
     needed = max(beyond_threshold, drift.quantile(1 - alpha) * se) + drift.quantile(POWER) * se
     return ProcessTest(math.exp(d) - 1, p, abs(math.exp(sign * needed) - 1))

@@ -20,7 +20,8 @@ def _header(report: RunReport) -> list[str]:
         "",
         f"- **subject:** {subject(report.to_dict())}",
         f"- **profile:** {report.profile_summary}",
-        f"- **model id:** `{model.get('key', '-')}` ({model.get('parameters', 0):,} parameters)",
+        f"- **model id:** `{model.get('key', '-')}` ({model.get('parameters', 0):,} parameters, "
+        f"architecture {model.get('architecture', '?')})",
         f"- **device:** {report.device}; created {report.created}",
     ]
     if not report.profile.get("gpu"):
