@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
 
 # Processes pooled on each side of a comparison (README, "Detection power"): the baseline pools RECORD_PROCESSES,
 # a gated run GATE_PROCESSES; at 4% between-process drift that pair catches a 10% slowdown nearly always.
-RECORD_PROCESSES = 6
+RECORD_PROCESSES = 10
 GATE_PROCESSES = 3
 
 

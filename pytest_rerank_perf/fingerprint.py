@@ -57,7 +57,8 @@ def measure(device: str, gpu: dict[str, Any] | None = None) -> Fingerprint:
     """Time ``REPEATS`` multiplies of a fixed square matrix on ``device`` after two warm-up ones."""
     import torch
 
-    kind = "cuda" if dev.is_cuda(device) else "cpu"
+    # where the tensors really live: under the fake GPU a "cuda" device computes on the CPU
+    kind = "cuda" if dev.is_cuda(dev.placement(device)) else "cpu"
     size, dtype_name = _SHAPES[kind]
     dtype = getattr(torch, dtype_name)
     generator = torch.Generator().manual_seed(0)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_rerank_perf.fingerprint import Fingerprint, measure
 from pytest_rerank_perf.gate.judge import gate, planned_cells
 from pytest_rerank_perf.gate.machine import machine_difference
 from pytest_rerank_perf.gate.outcome import GateReport
@@ -149,3 +150,12 @@ def test_saved_verdicts_keep_every_list(status: str) -> None:
     report = _judge(base, now, planned)
     again = GateReport.from_dict(report.to_dict())
     assert again == report
+
+
+def test_the_fingerprint_times_a_fixed_gemm_on_the_device() -> None:
+    measured = measure("cpu")
+    assert measured.gemm == "fp32 512x512x512 on cpu"
+    assert measured.flops > 1e8  # any CPU of this decade does far more than 0.1 GFLOP/s
+    assert 0 <= measured.noise < 1
+    assert Fingerprint.from_dict(measured.to_dict()) == measured
+    assert Fingerprint.from_dict(None) is None
