@@ -73,7 +73,10 @@ def _render(args: argparse.Namespace) -> int:
 
 def _section_of(path: Path, report: RunReport) -> ModelBaseline:
     if report.section is None:
-        raise RerankPerfError(f"{path}: the report has no measured cells to compare (no `section`)")
+        raise RerankPerfError(
+            f"{path}: the report has no measured cells to compare (no `section`); pass the report.json of a run that "
+            "measured the matrix (benchmarks/test_throughput_matrix.py)"
+        )
     return report.section
 
 

@@ -92,11 +92,12 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 
 def _unfinished(session: pytest.Session, exitstatus: int) -> str | None:
     """Why this run is not complete enough to record a baseline from; None when it is."""
-    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
-        why = session.shouldstop if isinstance(session.shouldstop, str) else "Ctrl-C or pytest.exit"
-        return f"the run was interrupted ({why}) before every test ran"
     if session.testsfailed:
         return f"{session.testsfailed} test(s) failed"
+    stopped = session.shouldstop or session.shouldfail
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or stopped:
+        why = stopped if isinstance(stopped, str) else f"exit status {int(exitstatus)}: Ctrl-C, pytest.exit or an error"
+        return f"the run was interrupted ({why}) before every test ran"
     return None
 
 

@@ -24,7 +24,7 @@ from .measurements import MeasurementResult
 from .measurements.cell import Cell, CellResult
 from .measurements.matrix_result import MatrixResult
 from .measurements.oom_boundary import OomBoundaries
-from .measurements.processes import pooled_sections
+from .measurements.processes import pooled_reports
 from .options import RerankOptions
 from .report.folder import write_report
 from .report.run_report import RunReport, merge_reports
@@ -45,6 +45,7 @@ class RerankSession:
         self.baseline: BaselineProfile | None = None  # read (and validated) before the first cell runs
         self.report: RunReport | None = None
         self.worker_reports: list[RunReport] = []  # xdist controller: one per worker
+        self.pooled_cells: list[dict[str, Any]] = []  # the pooled processes' cells (their throttle state)
 
     # --- results ----------------------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class RerankSession:
         unfinished: str | None,
     ) -> None:
         opts = self.options
-        throttled = throttled_cells(report.cells)
+        throttled = throttled_cells([*report.cells, *self.pooled_cells])
         try:
             if unfinished:  # an interrupted or failing run would mix its few cells with the last full recording
                 raise BaselineError(f"not recorded: {unfinished}; only a complete run records.")
@@ -164,7 +165,7 @@ class RerankSession:
             store.location(profile.profile_id),
             key,
             planned_cells(cells),
-            throttled_cells(cells),
+            throttled_cells([*cells, *self.pooled_cells]),  # a cell throttled in any pooled process
             unwatched_cells(cells),
             record_hint=record_command(self.rootdir),
         )
@@ -182,9 +183,11 @@ class RerankSession:
             {item.nodeid.split("::")[0] for item in items if "rerank_cell" in getattr(item, "fixturenames", ())}
         )
         try:
-            return pooled_sections(config, tests, report_dir / "processes"), None
+            reports = pooled_reports(config, tests, report_dir / "processes")
         except RerankPerfError as exc:
             return [], f"--rerank-processes {opts.processes}: {exc}"
+        self.pooled_cells = [cell for report in reports for cell in report.cells]
+        return [report.section for report in reports if report.section is not None], None
 
     def result_of(self, kind: type[MeasurementResult]) -> MeasurementResult | None:
         return self.results.get(kind.key)

@@ -80,9 +80,9 @@ def test_a_directory_names_the_report_inside(saved: Path, position: str, capsys:
     [
         (PNG, "not a UTF-8 text file"),
         ("café".encode("latin-1"), "not a UTF-8 text file"),
-        (b'{"report_version": 1, "profile": {}, "model": {}, "cells": 5}', "malformed report (cells"),
-        (b'{"report_version": 1, "profile": {}, "model": "x", "cells": []}', "malformed report (model"),
-        (b'{"report_version": 1, "profile": {}, "model": {}, "cells": [], "gate": {"x": 1}}', "malformed report"),
+        (b'{"report_version": 2, "profile": {}, "model": {}, "cells": 5}', "malformed report (cells"),
+        (b'{"report_version": 2, "profile": {}, "model": "x", "cells": []}', "malformed report (model"),
+        (b'{"report_version": 2, "profile": {}, "model": {}, "cells": [], "gate": {"x": 1}}', "malformed report"),
     ],
 )
 def test_a_file_that_is_no_report_is_bad_input(
@@ -202,3 +202,13 @@ def test_usage_errors_still_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["diff", "only-one.json"])
     assert exit_info.value.code == 2
     assert "the following arguments are required: NEW" in capsys.readouterr().err
+
+
+def test_the_gpu_bench_report_folder_with_its_benchmark_json_is_no_storage(
+    saved: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``nox -s gpu-bench`` writes reports/benchmark.json beside report.json: rendering there stays allowed."""
+    write_json(saved.parent / "benchmark.json", benchmark_json(report_data()))
+    assert main(["render", str(saved)]) == 0
+    write_json(saved.parent / "Linux-CPython-3.11-64bit" / "0001_abc.json", benchmark_json(report_data()))
+    assert "pytest-benchmark storage folder" in bad_input(["render", str(saved)], capsys)

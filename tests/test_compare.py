@@ -160,6 +160,16 @@ def test_a_change_within_the_measured_drift_is_not_a_regression() -> None:
     assert compare_samples("c", "throughput", base, now, GPU, quiet).verdict == "regression"
 
 
+def test_the_process_test_asks_the_verdict_s_question_and_survives_identical_medians() -> None:
+    drift = Drift(0.01, 10, 6)
+    # the process means dropped while the pooled medians rose: "did it rise?" is not supported by the processes
+    against = process_test([100.0] * 6, [97.0] * 6, drift, 0.01, 0.05, worse_up=False, direction=+1.0)
+    assert against.p_value > 0.5
+    # every process median identical on both sides (a coarse timer): no division by zero, no significance
+    flat = process_test([100.0] * 3, [100.0] * 3, Drift(0.0, 4, 3), 0.01, 0.05, worse_up=False)
+    assert flat.p_value == 1.0
+
+
 def test_minimum_detectable_regression_shrinks_with_pooled_processes() -> None:
     def mdr(k: int) -> float:  # k processes a side, 4% drift known to 2(k - 1) degrees of freedom
         return process_test([1.0] * k, [1.0] * k, Drift(0.04, 2 * (k - 1), k), 0.01, 0.05, worse_up=False).mdr

@@ -96,6 +96,8 @@ def test_pooled_processes_keep_each_process_median_and_measure_the_drift(bench: 
     assert "measured" in verdict["drift"]
     assert {tuple(c["processes"]) for c in verdict["comparisons"]} == {(2, 2)}
     assert all(c["mdr"] is not None for c in verdict["comparisons"])
+    # recording again: the pooled processes start from a fresh scratch store, so only --rerank-force is needed
+    assert _run(bench, "--rerank-save-baseline", "--rerank-force", "--rerank-processes", "2").ret == 0
 
 
 def test_pytest_benchmark_json_names_the_workload_and_the_model(bench: pytest.Pytester) -> None:

@@ -12,14 +12,14 @@ direction and their thresholds come from the ``Metric`` registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ..stats import bootstrap_ratio_ci, mann_whitney_less
 from ..store.schema import BaselineCell, MetricSummary, ModelBaseline
 from ..trackers.metrics import CELL_GATED, metric
-from .drift import Drift, pooled_drift, process_test
+from .drift import Drift, median_variance, pooled_drift, process_test
 from .thresholds import GateSettings
 
 Verdict = Literal["regression", "improvement", "unchanged"]
@@ -68,7 +68,10 @@ def compare_samples(
     # rounds: p for "now moved the way it moved": now < base if it dropped, base < now if it rose
     p = mann_whitney_less(now.samples, base.samples) if change < 0 else mann_whitney_less(base.samples, now.samples)
     worse_up = not metric(name).higher_is_better
-    processes = process_test(base.process_medians, now.process_medians, drift, settings.alpha, threshold, worse_up)
+    within = 0.0 if drift.measured else median_variance(base.samples) + median_variance(now.samples)
+    processes = process_test(
+        base.process_medians, now.process_medians, drift, settings.alpha, threshold, worse_up, change, within
+    )
     interval = None
     if ci:
         lo, hi = bootstrap_ratio_ci(now.samples, base.samples)
@@ -124,13 +127,16 @@ def compare_cell(
     return out
 
 
-def drifts_for(base: ModelBaseline, now: ModelBaseline, settings: GateSettings) -> dict[str, Drift]:
-    """Each timed metric's between-process drift, pooled over every cell of both sides."""
+def drifts_for(
+    base: ModelBaseline, now: ModelBaseline, settings: GateSettings, skip: Collection[str] = ()
+) -> dict[str, Drift]:
+    """Each timed metric's between-process drift, pooled over every cell of both sides but ``skip`` (throttled
+    cells: a throttled process is no measure of the drift)."""
     out = {}
     for m in CELL_GATED:
         if m.kind == "samples":
             sides = [
-                [c.samples[m.name].process_medians for c in s.cells.values() if m.name in c.samples]
+                [c.samples[m.name].process_medians for k, c in s.cells.items() if m.name in c.samples and k not in skip]
                 for s in (base, now)
             ]
             out[m.name] = pooled_drift(sides, settings.assumed_drift)

@@ -83,14 +83,34 @@ class ProcessTest:
     mdr: float  # minimum detectable change in the metric's worse direction (a positive fraction)
 
 
+def median_variance(samples: Sequence[float]) -> float:
+    """Variance of the log median of these rounds: (1.2533 sd / sqrt(n))^2, the large-sample relation for a normal
+    sample (Kendall & Stuart, vol. 1, 10.10). Used where the drift is assumed: measured process medians carry it."""
+    logs = np.log(np.asarray(samples, dtype=float))
+    return float((1.2533 * logs.std(ddof=1)) ** 2 / len(logs)) if len(logs) > 1 else 0.0
+
+
 def process_test(
-    base: Sequence[float], now: Sequence[float], drift: Drift, alpha: float, threshold: float, worse_up: bool
+    base: Sequence[float],
+    now: Sequence[float],
+    drift: Drift,
+    alpha: float,
+    threshold: float,
+    worse_up: bool,
+    direction: float = 0.0,
+    within_var: float = 0.0,
 ) -> ProcessTest:
     """Mean log process median, now against base, given the pooled drift. ``worse_up``: a rise is a regression
-    (latency); else a drop is (throughput)."""
+    (latency), else a drop is (throughput). ``direction``: the sign of the change the verdict is about (the pooled
+    medians'), so both tests ask the same one-sided question; 0 takes the process means' own. ``within_var``: the
+    medians' own variance, added where the drift is assumed rather than measured."""
     d = float(np.mean(np.log(now)) - np.mean(np.log(base)))
-    se = drift.sigma * math.sqrt(1 / len(base) + 1 / len(now))
-    p = float(stats.t.sf(abs(d) / se, drift.dof) if drift.measured else stats.norm.sf(abs(d) / se))
+    se = math.sqrt(drift.sigma**2 * (1 / len(base) + 1 / len(now)) + within_var)
+    towards = math.copysign(1.0, direction or d)
+    if se == 0:  # identical medians on both sides of every process (a coarse timer): only a move is a move
+        p = 0.0 if towards * d > 0 else 1.0
+    else:
+        p = float(stats.t.sf(towards * d / se, drift.dof) if drift.measured else stats.norm.sf(towards * d / se))
     sign = 1.0 if worse_up else -1.0
     floor = 1 + sign * threshold  # a drop of 100% or more can never be seen: only a total loss would count
     beyond_threshold = abs(math.log(floor)) if floor > 0 else math.inf

@@ -56,10 +56,14 @@ def _boundaries(base: ModelBaseline, now: ModelBaseline, settings: GateSettings)
     ]
 
 
-def _status(comparisons: Sequence[MetricComparison], lost: Sequence[LostCell], throttled: bool) -> Status:
+def _status(
+    comparisons: Sequence[MetricComparison], lost: Sequence[LostCell], throttled: bool, compared_cells: bool
+) -> Status:
+    """``compared_cells``: a matrix cell was compared, or none was planned (an OOM boundary alone compares no
+    workload, so it cannot stand in for the matrix)."""
     if lost or any(c.verdict == "regression" for c in comparisons):
         return "fail"
-    return "incomplete" if throttled or not comparisons else "pass"
+    return "incomplete" if throttled or not comparisons or not compared_cells else "pass"
 
 
 def _message(status: Status, comparisons: Sequence[MetricComparison], lost: Sequence[LostCell], alpha: float) -> str:
@@ -68,7 +72,7 @@ def _message(status: Status, comparisons: Sequence[MetricComparison], lost: Sequ
         parts = [f"{regressions} regression(s) beyond threshold and significant at p < {alpha}"] if regressions else []
         parts += [f"{len(lost)} cell(s) measured in the baseline did not run now"] if lost else []
         return "; ".join(parts)
-    if not comparisons:
+    if not comparisons or not any(c.metric != "max_batch" for c in comparisons):
         return "compared nothing: no planned cell is in the baseline (different workload, matrix or model?)"
     return f"no significant regression in {len(comparisons)} comparisons"
 
@@ -90,15 +94,17 @@ def gate(
     keys = tuple(planned)
     if base is None:
         message = f"no baseline for {model_key} in {baseline_path}; record one with `{record_hint}`"
-        return GateReport("no-baseline", baseline_path, model_key, planned=keys, message=message)
-    new = tuple(k for k in keys if k not in base.cells)
+        return GateReport("no-baseline", baseline_path, model_key, new_cells=keys, planned=keys, message=message)
+    # a cell that ran out of memory now and is absent from the baseline (which stores measured cells only) is no
+    # new cell: it most likely did not fit then either
+    new = tuple(k for k, (status, _) in planned.items() if k not in base.cells and status == "ok")
     vanished = tuple(k for k in base.cells if k not in planned)
     other_machine = machine_difference(base.hardware, now.hardware)
     if other_machine:
         message = f"different machine: {other_machine}; nothing compared. Record a baseline on this machine."
         return GateReport("incomplete", baseline_path, model_key, (), new, vanished, (), keys, message=message)
     throttled = throttled or {}
-    drifts = drifts_for(base, now, settings)
+    drifts = drifts_for(base, now, settings, skip=throttled)
     comparisons: list[MetricComparison] = []
     lost: list[LostCell] = []
     for key, (status, reason) in planned.items():
@@ -108,8 +114,9 @@ def gate(
             lost.append(LostCell(key, status, reason or "no figures"))
             continue
         comparisons += compare_cell(base.cells[key], now.cells[key], settings, drifts)
+    compared_cells = bool(comparisons) or not planned
     comparisons += _boundaries(base, now, settings)
-    status = _status(comparisons, lost, bool(throttled))
+    status = _status(comparisons, lost, bool(throttled), compared_cells)
     message = _message(status, comparisons, lost, settings.alpha)
     if throttled and status != "fail":
         message = f"{len(throttled)} cell(s) measured on a throttled GPU were not compared; {message}"

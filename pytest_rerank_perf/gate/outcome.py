@@ -40,7 +40,7 @@ class GateReport:
     baseline_path: str
     model_key: str
     comparisons: tuple[MetricComparison, ...] = ()
-    new_cells: tuple[str, ...] = ()  # planned and measured now; the baseline does not have them
+    new_cells: tuple[str, ...] = ()  # planned and measured now; the baseline does not have them (all, without one)
     vanished: tuple[str, ...] = ()  # in the baseline; not planned in this run
     lost: tuple[LostCell, ...] = ()
     planned: tuple[str, ...] = ()  # every cell this run planned (xdist: this worker's)
@@ -112,8 +112,11 @@ class GateReport:
         one worker did not plan but the other did has not vanished."""
         statuses = {self.status, other.status}
         planned = {*self.planned, *other.planned}
+        status = next(s for s in ORDER if s in statuses)
+        if status == "pass" and "no-baseline" in statuses:  # one worker compared nothing: no full pass
+            status = "incomplete"
         return GateReport(
-            status=next(s for s in ORDER if s in statuses),
+            status=status,
             baseline_path=", ".join(sorted({*self.baseline_path.split(", "), *other.baseline_path.split(", ")})),
             model_key=self.model_key,
             comparisons=self.comparisons + other.comparisons,

@@ -9,6 +9,7 @@ benchmark with this run's model, device, workload and rounds options; its report
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ from ..options import forwarded
 from ..report.folder import load_report
 from ..report.run_report import RunReport
 from ..runtime import get_options, session_device
-from ..store.schema import ModelBaseline
 
 TIMEOUT_S = 3600.0
 _FORWARDED = (
@@ -78,6 +78,7 @@ def child_command(
 
 def run_child(config: pytest.Config, command: list[str], report_dir: Path, label: str) -> RunReport:
     """Run one child to the end and read its report; a failed child is an error naming its command and output."""
+    shutil.rmtree(report_dir, ignore_errors=True)  # a fresh scratch store: an earlier run's cells must not clash
     # a child is its own run, never an xdist worker of this one (it would pin itself to another GPU)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     done = subprocess.run(command, cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -87,16 +88,20 @@ def run_child(config: pytest.Config, command: list[str], report_dir: Path, label
     return load_report(report_dir / "report.json")
 
 
-def pooled_sections(config: pytest.Config, tests: Sequence[str], out_dir: Path) -> list[ModelBaseline]:
-    """``--rerank-processes K``: K-1 more processes measuring this run's whole matrix, one after the other."""
+def pooled_reports(config: pytest.Config, tests: Sequence[str], out_dir: Path) -> list[RunReport]:
+    """``--rerank-processes K``: K-1 more processes measuring this run's whole matrix, one after the other; their
+    reports (each with a section to pool, and cells that say whether the GPU was throttled)."""
     opts = get_options(config)
     matrix = opts.matrix(session_device(config))
-    sections = []
+    reports = []
     for i in range(1, opts.processes):
         report_dir = out_dir / f"process-{i}"
         command = child_command(config, tests, report_dir, matrix)
         report = run_child(config, command, report_dir, f"pooled process {i + 1} of {opts.processes}")
         if report.section is None:
-            raise RerankPerfError(f"pooled process {i + 1} of {opts.processes} measured no cell: {' '.join(command)}")
-        sections.append(report.section)
-    return sections
+            raise RerankPerfError(
+                f"pooled process {i + 1} of {opts.processes} measured no cell (every cell out of memory or skipped?); "
+                f"see its report in {report_dir}, or run with --rerank-processes 1: {' '.join(command)}"
+            )
+        reports.append(report)
+    return reports

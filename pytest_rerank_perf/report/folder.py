@@ -56,10 +56,11 @@ def is_benchmark_json(data: Any, marker: str = "rerank") -> bool:
 
 
 def is_benchmark_storage(folder: Path) -> bool:
-    """A pytest-benchmark storage folder (or its root): ``pytest-benchmark list`` reads every JSON file there."""
+    """A pytest-benchmark storage folder (or its root): ``pytest-benchmark list`` reads every JSON file there.
+    Storage holds auto-saved runs named ``NNNN_*.json``; a ``--benchmark-json`` file beside a report is no storage."""
     if ".benchmarks" in folder.resolve().parts:
         return True
-    for path in [*folder.glob("*.json"), *folder.glob("*/*.json")]:
+    for path in [*folder.glob("[0-9][0-9][0-9][0-9]_*.json"), *folder.glob("*/[0-9][0-9][0-9][0-9]_*.json")]:
         try:
             if is_benchmark_json(json.loads(path.read_text(encoding="utf-8")), "machine_info"):
                 return True

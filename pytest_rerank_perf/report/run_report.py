@@ -21,7 +21,7 @@ from ..scenarios import Scenario, recommend
 from ..store.reader import parse_section
 from ..store.schema import ModelBaseline
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: sections keep per-process medians and the machine fingerprint; verdicts list cells
 REPORT_FILE = "report.json"
 _REQUIRED = ("report_version", "profile", "model", "cells")
 
@@ -47,7 +47,8 @@ def _checked(data: Any, source: Path) -> dict[str, Any]:
         )
     if data["report_version"] != REPORT_VERSION:
         raise ReportError(
-            f"{source}: report version {data['report_version']!r}; this rerank-perf reads version {REPORT_VERSION}"
+            f"{source}: report version {data['report_version']!r}; this rerank-perf reads version {REPORT_VERSION}: "
+            "run the benchmark again with this version to write a report it can read"
         )
     wrong = [k for k in ("profile", "model") if not isinstance(data[k] or {}, dict)]
     wrong += [] if isinstance(data["cells"] or [], list) else ["cells"]
