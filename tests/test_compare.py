@@ -161,23 +161,23 @@ def test_a_change_within_the_measured_drift_is_not_a_regression() -> None:
 
 
 def test_the_process_test_asks_the_verdict_s_question_and_survives_identical_medians() -> None:
-    drift = Drift(0.01, 10, 6)
+    drift = Drift(0.01, 10)
     # the process means dropped while the pooled medians rose: "did it rise?" is not supported by the processes
     against = process_test([100.0] * 6, [97.0] * 6, drift, 0.01, 0.05, worse_up=False, direction=+1.0)
     assert against.p_value > 0.5
     # every process median identical on both sides (a coarse timer): no division by zero, no significance
-    flat = process_test([100.0] * 3, [100.0] * 3, Drift(0.0, 4, 3), 0.01, 0.05, worse_up=False)
+    flat = process_test([100.0] * 3, [100.0] * 3, Drift(0.0, 4), 0.01, 0.05, worse_up=False)
     assert flat.p_value == 1.0
 
 
 def test_minimum_detectable_regression_shrinks_with_pooled_processes() -> None:
     def mdr(k: int) -> float:  # k processes a side, 4% drift known to 2(k - 1) degrees of freedom
-        return process_test([1.0] * k, [1.0] * k, Drift(0.04, 2 * (k - 1), k), 0.01, 0.05, worse_up=False).mdr
+        return process_test([1.0] * k, [1.0] * k, Drift(0.04, 2 * (k - 1)), 0.01, 0.05, worse_up=False).mdr
 
     assert mdr(2) > mdr(6) > mdr(12) > 0.05
     assert mdr(12) < 0.10  # 12 processes a side see a 10% slowdown at 4% drift
     # never below the threshold plus the power margin
-    assert process_test([1.0] * 50, [1.0] * 50, Drift(0.04, 98, 50), 0.01, 0.05, worse_up=True).mdr > 0.05
+    assert process_test([1.0] * 50, [1.0] * 50, Drift(0.04, 98), 0.01, 0.05, worse_up=True).mdr > 0.05
 
 
 def test_vram_is_judged_on_the_threshold() -> None:

@@ -37,7 +37,6 @@ class Drift:
 
     sigma: float
     dof: int
-    processes: int  # the most processes any cell pooled, over both sides
 
     @property
     def measured(self) -> bool:
@@ -66,14 +65,14 @@ def pooled_drift(sides: Iterable[Iterable[Sequence[float]]], assumed: float) -> 
     medians. The spread pools every cell; its degrees of freedom do not: the cells of one process share its offset,
     so K processes give K - 1 of them per side whatever the number of cells (counting cells would understate the
     t quantile and inflate false alarms)."""
-    total, cell_dof, dof, most = 0.0, 0, 0, 0
+    total, cell_dof, dof = 0.0, 0, 0
     for cells in sides:
         widest = 0
         for medians in cells:
             ss, df = squares(medians)
             total, cell_dof, widest = total + ss, cell_dof + df, max(widest, len(medians))
-        dof, most = dof + max(widest - 1, 0), max(most, widest)
-    return Drift(math.sqrt(total / cell_dof), dof, most) if dof else Drift(assumed, 0, most)
+        dof += max(widest - 1, 0)
+    return Drift(math.sqrt(total / cell_dof), dof) if dof else Drift(assumed, 0)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..store.schema import ModelBaseline, cell_key
 from .compare import MetricComparison, compare_cell, compare_value, drifts_for, environment_warnings
+from .drift import Drift
 from .machine import machine_difference
 from .outcome import GateReport, LostCell, Status
 from .thresholds import GateSettings
@@ -77,6 +78,27 @@ def _message(status: Status, comparisons: Sequence[MetricComparison], lost: Sequ
     return f"no significant regression in {len(comparisons)} comparisons"
 
 
+def _warnings(
+    base: ModelBaseline,
+    now: ModelBaseline,
+    throttled: Mapping[str, Sequence[str]],
+    unwatched: Sequence[str],
+    drifts: Mapping[str, Drift],
+) -> tuple[str, ...]:
+    """What may move the figures besides the code: software, throttling, an unknown throttle state, assumed drift."""
+    warnings = [*environment_warnings(base, now.hardware, now.software)]
+    warnings += [
+        f"{key} was measured while the GPU was throttled ({', '.join(reasons)}): not compared; let it cool or check "
+        "its power and cooling, then run again"
+        for key, reasons in sorted(throttled.items())
+    ]
+    if unwatched:
+        warnings.append(f"the GPU's throttle state is unknown for {len(unwatched)} cell(s) (see why_null.throttled)")
+    if any(not d.measured for d in drifts.values()):
+        warnings.append("between-process drift not measured: pool processes with --rerank-processes")
+    return tuple(warnings)
+
+
 def gate(
     base: ModelBaseline | None,
     now: ModelBaseline,
@@ -120,16 +142,8 @@ def gate(
     message = _message(status, comparisons, lost, settings.alpha)
     if throttled and status != "fail":
         message = f"{len(throttled)} cell(s) measured on a throttled GPU were not compared; {message}"
-    warnings = tuple(environment_warnings(base, now.hardware, now.software)) + tuple(
-        f"{key} was measured while the GPU was throttled ({', '.join(reasons)}): not compared; let it cool or check "
-        "its power and cooling, then run again"
-        for key, reasons in sorted(throttled.items())
-    )
-    if unwatched:
-        warnings += (f"the GPU's throttle state is unknown for {len(unwatched)} cell(s) (see why_null.throttled)",)
+    warnings = _warnings(base, now, throttled, unwatched, drifts)
     drift = "; ".join(f"{name}: {d.describe()}" for name, d in drifts.items() if settings.judges(name))
-    if any(not d.measured for d in drifts.values()):
-        warnings += ("between-process drift not measured: pool processes with --rerank-processes",)
     return GateReport(
         status, baseline_path, model_key, tuple(comparisons), new, vanished, tuple(lost), keys, warnings, message, drift
     )

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ..gate.drift import pooled_drift
 from ..runtime import get_options, session_device
 from ..store.schema import cell_key
 from .matrix_result import MatrixResult
@@ -30,15 +30,9 @@ class Spread:
         return {k: (max(v) - min(v)) / (sum(v) / len(v)) for k, v in self.medians.items() if len(v) > 1}
 
     def between_cv(self) -> float | None:
-        """Pooled relative standard deviation of the process medians around each cell's mean (n - 1 per cell)."""
-        squares, dof = 0.0, 0
-        for values in self.medians.values():
-            if len(values) < 2:
-                continue
-            mean = sum(values) / len(values)
-            squares += sum((v / mean - 1) ** 2 for v in values)
-            dof += len(values) - 1
-        return math.sqrt(squares / dof) if dof else None
+        """The pooled between-process spread of the process medians, as the gate estimates it (``gate.drift``)."""
+        drift = pooled_drift([list(self.medians.values())], assumed=0.0)
+        return drift.sigma if drift.measured else None
 
 
 def measure_spread(config: pytest.Config, matrix_test: Path, out_dir: Path) -> Spread:
