@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,37 @@ def test_jsonl_pairs_load(tmp_path: Path, tiny_tokenizer: Any) -> None:
 def test_malformed_jsonl_names_file_and_line(tmp_path: Path, content: str | bytes, message: str) -> None:
     with pytest.raises(WorkloadError, match=message):
         load_jsonl_pairs(_write(tmp_path, content))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"query": "q", "document": "d"}\n{"query": "", "document": "d"}\n', r"pairs.jsonl:2: 'query' is empty"),
+        ('{"query": "q", "document": " \\t\\n "}\n', r"pairs.jsonl:1: 'document' is empty or whitespace only"),
+        (
+            '{"query": "q", "document": "d"}\n\n{"query": "\\ud83d", "document": "d"}\n',
+            r"pairs.jsonl:3: 'query' holds a lone surrogate",
+        ),
+        (
+            '{"query": "q", "document": "a\tb"}\n',
+            r"pairs.jsonl:1: not valid JSON \(Invalid control character at column",
+        ),
+    ],
+)
+def test_texts_the_model_cannot_score_are_rejected_with_their_line(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(WorkloadError, match=message):
+        load_jsonl_pairs(_write(tmp_path, content))
+
+
+def test_jsonl_lines_split_on_newline_only_with_bom_and_crlf(tmp_path: Path) -> None:
+    """json.dumps(ensure_ascii=False) leaves U+2028 and U+0085 raw inside strings: they are not line breaks."""
+    rows = [{"query": "问题\u2028two", "document": "doc\u0085x"}, {"query": "q2", "document": "d2"}]
+    text = "\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n"
+    pairs = load_jsonl_pairs(_write(tmp_path, "\ufeff" + text))
+    assert pairs == [("问题\u2028two", "doc\u0085x"), ("q2", "d2")]
+    bad = text + '{"query": "q3"}\n'
+    with pytest.raises(WorkloadError, match=r"pairs.jsonl:3: missing key 'document'"):  # line numbers still right
+        load_jsonl_pairs(_write(tmp_path, bad))
 
 
 def test_missing_jsonl_file(tmp_path: Path) -> None:
