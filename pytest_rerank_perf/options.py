@@ -94,7 +94,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "--rerank-alpha",
         "rerank_alpha",
         str(DEFAULT_ALPHA),
-        "significance level of the gate's one-sided Mann-Whitney U test",
+        "significance level of the gate's two one-sided tests: Mann-Whitney U on the rounds, and the process medians "
+        "against the between-process drift",
     ),
     (
         "--rerank-report-dir",
