@@ -81,13 +81,13 @@ def _section_of(path: Path, report: RunReport) -> ModelBaseline:
 
 
 def diff_reports(
-    old_path: Path, new_path: Path, rules: Sequence[str] = (), alpha: str = str(DEFAULT_ALPHA)
+    old: RunReport, new: RunReport, old_path: Path, new_path: Path, rules: Sequence[str], alpha: str
 ) -> GateReport:
-    old, new = load_report(old_path), load_report(new_path)
     base = _section_of(old_path, old)
+    if not new.cells:
+        _section_of(new_path, new)  # neither cells nor a section: nothing to judge
     # a new run whose every planned cell ran out of memory has no section, and is judged all the same
-    now = new.section if new.cells else _section_of(new_path, new)
-    now = now or section_from_cells([], new.model, new.profile)
+    now = new.section or section_from_cells([], new.model, new.profile)
     old_key, new_key = old.model.get("key"), new.model.get("key")
     if old_key != new_key:
         raise RerankPerfError(
@@ -103,9 +103,9 @@ def diff_reports(
 
 def _diff(args: argparse.Namespace) -> int:
     old_path, new_path = Path(args.old), Path(args.new)
-    report = diff_reports(old_path, new_path, args.threshold, args.alpha)
-    old_profile = load_report(old_path).profile.get("profile_id")
-    new_profile = load_report(new_path).profile.get("profile_id")
+    old, new = load_report(old_path), load_report(new_path)
+    report = diff_reports(old, new, old_path, new_path, args.threshold, args.alpha)
+    old_profile, new_profile = old.profile.get("profile_id"), new.profile.get("profile_id")
     if old_profile != new_profile:
         print(f"NOTE: different hardware profiles ({old_profile} vs {new_profile}): differences are expected")
     for line in format_gate(report):

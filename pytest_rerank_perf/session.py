@@ -177,7 +177,7 @@ class RerankSession:
         """``--rerank-processes K``: measure the matrix in K-1 more processes (sections, or why that failed)."""
         opts = self.options
         wanted = opts.processes > 1 and (opts.save_baseline or opts.gate != "off")
-        if not wanted or unfinished or self.result_of(MatrixResult) is None:
+        if not wanted or unfinished or MatrixResult.key not in self.results:
             return [], None
         tests = sorted(
             {item.nodeid.split("::")[0] for item in items if "rerank_cell" in getattr(item, "fixturenames", ())}
@@ -188,9 +188,6 @@ class RerankSession:
             return [], f"--rerank-processes {opts.processes}: {exc}"
         self.pooled_cells = [cell for report in reports for cell in report.cells]
         return [report.section for report in reports if report.section is not None], None
-
-    def result_of(self, kind: type[MeasurementResult]) -> MeasurementResult | None:
-        return self.results.get(kind.key)
 
     def merge_workers(self) -> RunReport:
         self.report = merge_reports(self.worker_reports, self.options.scenarios)

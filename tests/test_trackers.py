@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rerank_perf.gate.compare import compare_cell
+from pytest_rerank_perf.gate.compare import MetricComparison, compare_cell, drifts_for
 from pytest_rerank_perf.gate.thresholds import GateSettings, parse_threshold_rules
 from pytest_rerank_perf.measurements.matrix_result import HEADER, matrix_tables
 from pytest_rerank_perf.store.reader import parse_profile
@@ -177,23 +177,28 @@ def test_a_baseline_written_before_the_energy_metric_still_loads(tmp_path: Path)
     assert cell.values["vram"] == 2**30
 
 
+def _compared(base: ModelBaseline, now: ModelBaseline, settings: GateSettings) -> list[MetricComparison]:
+    """The one cell of these sections, compared as the gate compares it (with the run's pooled drift)."""
+    key = "fixed64-n10/bs4"
+    return compare_cell(base.cells[key], now.cells[key], settings, drifts_for(base, now, settings))
+
+
 def test_the_gate_judges_energy_on_a_gpu_only() -> None:
-    base = _section(_cell_json(25.0)).cells["fixed64-n10/bs4"]
-    now = _section(_cell_json(30.0)).cells["fixed64-n10/bs4"]  # +20%: beyond the 10% default
-    gpu = {c.metric: c for c in compare_cell(base, now, GateSettings.for_device("cuda"))}
+    base = _section(_cell_json(25.0))
+    now = _section(_cell_json(30.0))  # +20%: beyond the 10% default
+    gpu = {c.metric: c for c in _compared(base, now, GateSettings.for_device("cuda"))}
     assert gpu["energy"].verdict == "regression"
     assert gpu["energy"].threshold == pytest.approx(metric("energy").threshold("cuda"))
     assert gpu["vram"].verdict == "unchanged"
-    cpu = {c.metric for c in compare_cell(base, now, GateSettings.for_device("cpu"))}
+    cpu = {c.metric for c in _compared(base, now, GateSettings.for_device("cpu"))}
     assert "energy" not in cpu
     looser = GateSettings.for_device("cuda", parse_threshold_rules(["energy=25%"]))
-    assert {c.metric: c for c in compare_cell(base, now, looser)}["energy"].verdict == "unchanged"
+    assert {c.metric: c for c in _compared(base, now, looser)}["energy"].verdict == "unchanged"
 
 
 def test_a_missing_energy_figure_is_no_comparison_not_a_pass_or_fail() -> None:
-    base = _section(_cell_json(None)).cells["fixed64-n10/bs4"]
-    now = _section(_cell_json(30.0)).cells["fixed64-n10/bs4"]
-    assert "energy" not in {c.metric for c in compare_cell(base, now, GateSettings.for_device("cuda"))}
+    base, now = _section(_cell_json(None)), _section(_cell_json(30.0))
+    assert "energy" not in {c.metric for c in _compared(base, now, GateSettings.for_device("cuda"))}
 
 
 def test_the_matrix_table_shows_every_column_metric() -> None:

@@ -102,16 +102,10 @@ def compare_value(cell: str, name: str, base: float, now: float, settings: GateS
 
 
 def compare_cell(
-    base: BaselineCell, now: BaselineCell, settings: GateSettings, drifts: Mapping[str, Drift] | None = None
+    base: BaselineCell, now: BaselineCell, settings: GateSettings, drifts: Mapping[str, Drift]
 ) -> list[MetricComparison]:
     """Every registered metric that both sides measured and the gate judges on this device (``drifts``: the
-    between-process drift of each timed metric, pooled over the whole run; default: over these two cells)."""
-    if drifts is None:
-        drifts = {
-            name: pooled_drift([[c.samples[name].process_medians] for c in (base, now)], settings.assumed_drift)
-            for name in base.samples
-            if name in now.samples
-        }
+    between-process drift of each timed metric, pooled over the whole run by ``drifts_for``)."""
     out = []
     for m in CELL_GATED:
         if not settings.judges(m.name):
