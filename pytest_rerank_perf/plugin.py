@@ -115,7 +115,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
         unfinished = _unfinished(session, exitstatus)
         pooled, failure = rs.pool_processes(config, session.items, report_dir, unfinished)
         report = rs.finish(session_device(config), session_profile(config), unfinished or failure, pooled)
-        if failure:
+        if failure and not report.failure:  # a refused recording already says so, with where its cells went
             report.failure = failure
         if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
             config.workeroutput["rerank_report"] = json.dumps(report.to_dict(), default=str)

@@ -119,3 +119,19 @@ def test_the_record_hint_names_a_nox_session_only_where_there_is_one(tmp_path: P
     assert "nox" not in record_command(tmp_path)
     (tmp_path / "noxfile.py").write_text("@nox.session(name='record-baseline')\n")
     assert record_command(tmp_path) == "nox -s record-baseline"
+
+
+def test_a_failed_pooled_process_refuses_the_recording_and_says_where_the_cells_went(
+    pytester: pytest.Pytester, shared_cache_env: Path
+) -> None:
+    # the matrix fails in the pooled processes only (they run with --rerank-processes=1)
+    pytester.makepyfile(
+        test_bench=BENCH.replace("rerank_workload):", "rerank_workload, pytestconfig):")
+        + '    assert pytestconfig.getoption("rerank_processes") != "1", "a pooled process fails"\n'
+    )
+    result = _run(pytester, "--rerank-save-baseline", "--rerank-processes", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert _profiles(pytester) == []
+    result.stdout.fnmatch_lines(["*FAILED: not recorded: --rerank-processes 2: pooled process 2 of 2 failed*"])
+    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    assert "This run's cells were saved to baselines/" in report["failure"]
