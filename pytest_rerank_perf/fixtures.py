@@ -11,12 +11,14 @@ from .backends import LOADERS, Pair, Reranker
 from .errors import RerankPerfError
 from .hardware import HardwareProfile
 from .measurements.cell import Cell, CellResult, RoundsPolicy
+from .measurements.data_profile import DataProfiles
 from .measurements.invariance import InvarianceReport, check_invariance
 from .measurements.matrix import CellRunner, run_identity
 from .options import RerankOptions
 from .runtime import get_options, session_device, session_profile
 from .session import RerankSession
-from .workload import Workload, build_workload
+from .workload import Workload
+from .workload_source import build_cell_workload
 
 SESSION_KEY = pytest.StashKey[RerankSession]()
 
@@ -108,16 +110,26 @@ def rerank_cell(request: pytest.FixtureRequest) -> Cell:
 
 @pytest.fixture
 def rerank_workload(
-    rerank_cell: Cell, rerank_model: Reranker, rerank_options: RerankOptions, rerank_session: RerankSession
+    pytestconfig: pytest.Config,
+    rerank_cell: Cell,
+    rerank_model: Reranker,
+    rerank_options: RerankOptions,
+    rerank_session: RerankSession,
 ) -> Workload:
-    """The seeded token-length workload for this cell, built once per (spec, num_pairs) and session."""
-    spec = rerank_options.workload_spec()
-    key = (spec.id, rerank_cell.num_pairs)
+    """This cell's workload: the seeded token-length recipe, or ``--rerank-workload``'s file; built once per
+    (source, num_pairs) and session, its data profile handed to the session."""
+    key = rerank_options.workload_id(rerank_cell.num_pairs)
     if key not in rerank_session.workloads:
         try:
-            rerank_session.workloads[key] = build_workload(spec, rerank_model.tokenizer, rerank_cell.num_pairs)
+            workload, profile = build_cell_workload(
+                rerank_options, rerank_model, rerank_cell.num_pairs, rerank_session.data_lengths
+            )
         except RerankPerfError as exc:
             pytest.fail(str(exc), pytrace=False)
+        batch_sizes = rerank_options.matrix(session_device(pytestconfig))[1]
+        padding = {b: workload.batch_stats(b, rerank_model.identity.max_length).padding_fraction for b in batch_sizes}
+        rerank_session.add(DataProfiles({profile.data_id: profile.with_padding(workload.num_pairs, padding)}))
+        rerank_session.workloads[key] = workload
     return rerank_session.workloads[key]
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from .backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
 from .backends.cross_encoder import validate_max_length
+from .datafile import DataFile
 from .errors import UsageError, WorkloadError
+from .file_workload import num_pairs_axis, open_data_file
 from .gate.thresholds import (
     DEFAULT_ALPHA,
     GATED_NAMES,
@@ -64,6 +66,14 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN",
     ),
     ("--rerank-seed", "rerank_seed", "0", "workload seed"),
+    (
+        "--rerank-workload",
+        "rerank_workload",
+        "",
+        'your own data instead of seeded pairs: a JSONL file of rerank requests {"query", "documents": [...]} '
+        '(one predict call per request) or flat pairs {"query", "document"} (num_pairs chunks), one shape per '
+        "file; relative to the current directory (an ini value: to the rootdir)",
+    ),
     (
         "--rerank-rounds",
         "rerank_rounds",
@@ -158,17 +168,26 @@ class RerankOptions:
     backend: str = DEFAULT_BACKEND
     spread_processes: int = 3
     processes: int = 1
+    data: DataFile | None = None  # --rerank-workload: the user's data, read and checked once
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
 
+    @property
+    def workload_label(self) -> str:
+        """The workload part of test ids: the data file's id, or the seeded recipe's short label."""
+        return self.data.id if self.data else self.workload_spec().label
+
+    def workload_id(self, num_pairs: int) -> str:
+        """The id of the workload a cell of ``num_pairs`` measures (cell keys are ``<id>/bs<B>``)."""
+        return f"{self.data.id if self.data else self.workload_spec().id}-n{num_pairs}"
+
     def matrix(self, device: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(num_pairs, batch_sizes) to sweep: the options, else the device's default."""
+        """(num_pairs, batch_sizes) to sweep: the options, else the device's default; a data file's own axis."""
         gpu = device.startswith("cuda")
-        return (
-            self.num_pairs or (GPU_NUM_PAIRS if gpu else CPU_NUM_PAIRS),
-            self.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES),
-        )
+        default = GPU_NUM_PAIRS if gpu else CPU_NUM_PAIRS
+        num_pairs = num_pairs_axis(self.data, self.num_pairs, default) if self.data else self.num_pairs or default
+        return num_pairs, self.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -221,13 +240,16 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         pair_tokens = parse_length_dist(raw["rerank_pair_tokens"])
     except WorkloadError as exc:
         raise UsageError(f"--rerank-pair-tokens: {exc}") from None
+    num_pairs = parse_int_list("--rerank-num-pairs", raw["rerank_num_pairs"])
+    data = _data_file(config, raw["rerank_workload"], num_pairs)
     return RerankOptions(
+        data=data,
         model=raw["rerank_model"] or "auto",
         device=device,
         dtype=dtype,
         max_length=max_length,
         batch_sizes=parse_int_list("--rerank-batch-sizes", raw["rerank_batch_sizes"]),
-        num_pairs=parse_int_list("--rerank-num-pairs", raw["rerank_num_pairs"]),
+        num_pairs=num_pairs,
         pair_tokens=pair_tokens,
         seed=parse_int("--rerank-seed", raw["rerank_seed"], minimum=0),
         rounds=None if raw["rerank_rounds"] == "auto" else parse_int("--rerank-rounds", raw["rerank_rounds"]),
@@ -247,6 +269,19 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         spread_processes=parse_int("--rerank-spread-processes", raw["rerank_spread_processes"], minimum=2),
         processes=parse_int("--rerank-processes", raw["rerank_processes"]),
     )
+
+
+def _data_file(config: pytest.Config, text: str, num_pairs: tuple[int, ...] | None) -> DataFile | None:
+    """``--rerank-workload``, read and checked now: a bad file is one usage error before anything loads."""
+    if not text:
+        return None
+    if config.getoption("rerank_pair_tokens") is not None:
+        raise UsageError(
+            "--rerank-workload and --rerank-pair-tokens both say what to measure: the file's pairs have their own "
+            "lengths; drop one of them"
+        )
+    from_cli = config.getoption("rerank_workload") is not None
+    return open_data_file(text, config.invocation_params.dir if from_cli else config.rootpath, num_pairs)
 
 
 def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:

@@ -64,8 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rerank_cell" not in metafunc.fixturenames:
         return
     num_pairs, batch_sizes = opts.matrix(session_device(metafunc.config))
-    label = opts.workload_spec().label
-    cells = [Cell(n, b, label) for n in num_pairs for b in batch_sizes]
+    cells = [Cell(n, b, opts.workload_label) for n in num_pairs for b in batch_sizes]
     # indirect, with plain-JSON params: pytest-benchmark saves them, and names runs by the id (workload included)
     metafunc.parametrize("rerank_cell", [c.param() for c in cells], ids=[c.id for c in cells], indirect=True)
 

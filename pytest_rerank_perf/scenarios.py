@@ -149,6 +149,7 @@ class Recommendation:
     max_rate: float | None = None  # concurrent: requests/s sustained within the SLO
     margin: str = ""
     notes: tuple[str, ...] = ()
+    pairs: str = ""  # the scenario's range of documents per request, e.g. "1-10"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -279,16 +280,3 @@ def recommend_from_load(scenario: Scenario, load: Mapping[str, Any] | None) -> R
         max_rate=rate,
         margin="; ".join(margin),
     )
-
-
-def recommend(
-    scenarios: Sequence[Scenario],
-    cells: Sequence[Mapping[str, Any]],
-    max_length: int | None,
-    load: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Recommendation]:
-    """One recommendation per scenario; ``load`` maps a concurrent scenario's name to its load results."""
-    return [
-        recommend_from_load(s, (load or {}).get(s.name)) if s.concurrent else recommend_from_cells(s, cells, max_length)
-        for s in scenarios
-    ]

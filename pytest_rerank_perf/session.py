@@ -40,7 +40,8 @@ class RerankSession:
         self.rootdir = rootdir
         self.results: dict[str, MeasurementResult] = {}
         self.identity: dict[str, Any] | None = None  # the run identity, once a model is loaded
-        self.workloads: dict[tuple[str, int], Workload] = {}  # built once per (spec, num_pairs)
+        self.workloads: dict[str, Workload] = {}  # by workload id: built once per (source, num_pairs)
+        self.data_lengths: dict[str, list[int]] = {}  # a data file's encoded lengths, by its id
         self.store: BaselineStore | None = None
         self.baseline: BaselineProfile | None = None  # read (and validated) before the first cell runs
         self.report: RunReport | None = None
@@ -77,10 +78,9 @@ class RerankSession:
             pytest.exit(f"rerank-perf: {clash_error(key, found)}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _planned_cells(self, items: Sequence[pytest.Item]) -> list[str]:
-        spec = self.options.workload_spec().id
         specs = [getattr(item, "callspec", None) for item in items]
         cells = [Cell.of(s.params["rerank_cell"]) for s in specs if s is not None and "rerank_cell" in s.params]
-        return [cell_key(f"{spec}-n{c.num_pairs}", c.batch_size) for c in cells]
+        return [cell_key(self.options.workload_id(c.num_pairs), c.batch_size) for c in cells]
 
     # --- the end of the run -----------------------------------------------------------------------------------
 

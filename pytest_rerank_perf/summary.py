@@ -15,7 +15,8 @@ from .scenarios import Scenario
 
 def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:
     slo = f"p99 <= {s.p99_s * 1e3:.0f} ms" if s and s.p99_s else "no SLO"
-    head = f"{r['scenario']:<11} ({s.pairs_text if s else '?'} pairs, {slo}): "
+    pairs = r.get("pairs") or (s.pairs_text if s else "?")
+    head = f"{r['scenario']:<11} ({pairs} pairs, {slo}): "
     if r["batch_size"] is None:
         return head + "nothing measured fits. " + "; ".join(r.get("notes") or [])
     if r.get("server"):
@@ -27,6 +28,8 @@ def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Seque
     tr.write_sep("=", "rerank-perf summary")
     for line in header:
         tr.write_line(line)
+    for warning in report.data_warnings():
+        tr.write_line(f"rerank-perf: {warning}", yellow=True, bold=True)
     model = report.model
     if model:
         shape = model.get("architecture", "?")

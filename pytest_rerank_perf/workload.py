@@ -11,16 +11,18 @@ The length distributions live in ``lengths`` and the pair helpers in ``pairs``; 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from .datafile import load_jsonl_pairs
 from .errors import WorkloadError
 from .lengths import Fixed, LengthDist, LongTail, Uniform, parse_length_dist
 from .lexicon import SCRIPTS
-from .pairs import Pair, check_pairs, crossencoder_order, encoded_lengths, load_jsonl_pairs
+from .pairs import Pair, check_pairs, crossencoder_order, encoded_lengths
 from .validation import positive_int
 
 __all__ = [
@@ -98,12 +100,31 @@ class TokenStats:
 
 @dataclass(frozen=True)
 class Workload:
-    id: str
+    """Pairs and their encoded lengths, and how the measured callable splits them into predict calls.
+
+    A seeded workload is one call of every pair; a data file's is one call per request (``shape="requests"``) or
+    consecutive chunks of ``num_pairs`` pairs (``shape="pairs"``): a measured round makes every call in turn.
+    """
+
+    id: str  # ends in -n<num_pairs>: cell keys are "<id>/bs<B>"
     pairs: tuple[Pair, ...]
     token_lengths: tuple[int, ...]  # encoded pair lengths under the tokenizer it was built with, untruncated
+    calls: tuple[int, ...] = ()  # pairs per predict call, in order; () is one call of every pair
+    shape: Literal["seeded", "pairs", "requests"] = "seeded"
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    @property
+    def num_pairs(self) -> int:
+        """The matrix's num_pairs axis: pairs per call for chunks of a flat file, every pair otherwise."""
+        return self.calls[0] if self.shape == "pairs" and self.calls else len(self.pairs)
+
+    def call_slices(self) -> list[tuple[int, int]]:
+        """(start, stop) of each predict call of a round."""
+        sizes = self.calls or (len(self.pairs),)
+        bounds = list(itertools.accumulate(sizes, initial=0))
+        return list(itertools.pairwise(bounds))
 
     def truncated_lengths(self, max_length: int | None) -> list[int]:
         return [min(n, max_length) if max_length else n for n in self.token_lengths]
@@ -112,17 +133,18 @@ class Workload:
         return sum(self.truncated_lengths(max_length))
 
     def batch_shapes(self, batch_size: int, max_length: int | None = None) -> list[tuple[int, int]]:
-        """(pairs, padded length) of each batch ``CrossEncoder.predict(pairs, batch_size)`` runs, in its order."""
+        """(pairs, padded length) of each batch a round's ``CrossEncoder.predict(call, batch_size)`` calls run."""
         lengths = self.truncated_lengths(max_length)
-        order = crossencoder_order(self.pairs)
         shapes = []
-        for start in range(0, len(order), batch_size):
-            batch = [lengths[i] for i in order[start : start + batch_size]]
-            shapes.append((len(batch), max(batch)))
+        for first, stop in self.call_slices():
+            order = [first + i for i in crossencoder_order(self.pairs[first:stop])]
+            for start in range(0, len(order), batch_size):
+                batch = [lengths[i] for i in order[start : start + batch_size]]
+                shapes.append((len(batch), max(batch)))
         return shapes
 
     def batch_stats(self, batch_size: int, max_length: int | None = None) -> TokenStats:
-        """Tokens of ``CrossEncoder.predict(pairs, batch_size)``: same order, same padding to the longest."""
+        """Tokens of a round's predict calls: same order, same padding to the longest of each batch."""
         shapes = self.batch_shapes(batch_size, max_length)
         costs = [b * n for b, n in shapes]
         return TokenStats(

@@ -11,6 +11,7 @@ from pytest_rerank_perf import backends, store
 from pytest_rerank_perf.backends.base import Reranker
 from pytest_rerank_perf.backends.standin import CostModel, OomAbove, SkewedLogits
 from pytest_rerank_perf.measurements import PROCEDURES
+from pytest_rerank_perf.measurements.data_profile import DataProfile, DataProfiles
 from pytest_rerank_perf.measurements.invariance import InvarianceResult
 from pytest_rerank_perf.measurements.load import LoadResults
 from pytest_rerank_perf.measurements.matrix_result import MatrixResult
@@ -69,7 +70,8 @@ def test_stand_ins_and_the_cross_encoder_implement_the_protocol(tiny_model: back
 def test_registries_name_what_exists() -> None:
     assert "sentence-transformers" in backends.LOADERS
     assert "file" in store.STORES
-    assert {p.key for p in PROCEDURES} == {"selfcheck", "matrix", "overhead", "oom_boundary", "load", "invariance"}
+    expected = {"selfcheck", "data", "matrix", "overhead", "oom_boundary", "load", "invariance"}
+    assert {p.key for p in PROCEDURES} == expected
 
 
 def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
@@ -97,6 +99,9 @@ def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
             "overhead": OverheadResult(0.01, (0.0, 0.02), 40, 50, 16, 0.1),
             "load": LoadResults({f"s{boundary}": {"servers": {}}}),
             "selfcheck": SelfCheckResult([Check(f"check on {device}", "1 ms", "pass")]),
+            "data": DataProfiles(
+                {"w": DataProfile.of("w", "seeded", "seeded", [10, 20], [2], 512).with_padding(2, {})}
+            ),
         },
     )
 
@@ -116,4 +121,4 @@ def test_xdist_reports_merge_per_procedure() -> None:
     assert set(merged.result(OomBoundaries).boundaries) == {128, 256}
     assert merged.result(InvarianceResult).max_deviation == pytest.approx(0.02)
     assert set(merged.result(LoadResults).scenarios) == {"s128", "s256"}
-    assert merged.to_dict()["best_batch_size"] == {"10": 8}
+    assert merged.to_dict()["best_batch_size"] == {"w-n10": 8}

@@ -184,7 +184,14 @@ def test_8_the_vram_plot_keeps_the_data_readable(tmp_path: Path, monkeypatch: py
     figures: list[Any] = []
     monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: figures.append(fig) or name)
     cells = [
-        {"status": "ok", "batch_size": bs, "num_pairs": 64, "peak_vram_allocated_bytes": bs * GiB} for bs in (1, 8)
+        {
+            "status": "ok",
+            "batch_size": bs,
+            "num_pairs": 64,
+            "workload_id": "w-n64",
+            "peak_vram_allocated_bytes": bs * GiB,
+        }
+        for bs in (1, 8)
     ]
     plot_vram({"cells": cells, "profile": {"gpu": {"memory_total_bytes": 80 * GiB}}}, tmp_path)
     (ax,) = figures[0].axes

@@ -192,7 +192,7 @@ def test_reports_of_xdist_workers_merge_into_one_tagged_by_device() -> None:
     merged = merge_reports([worker("cuda:1", 8, "fail"), worker("cuda:0", 4, "pass")], BUILT_IN).to_dict()
     assert merged["devices"] == ["cuda:0", "cuda:1"]
     assert [(c["device"], c["batch_size"]) for c in merged["cells"]] == [("cuda:0", 4), ("cuda:1", 8)]
-    assert merged["best_batch_size"] == {"10": 8}
+    assert merged["best_batch_size"] == {"w": 8}
     assert merged["gate"]["status"] == "fail"  # one worker's regression fails the merged gate
     assert merged["gate"]["regressions"] == 1
     assert len(merged["gate"]["comparisons"]) == 2

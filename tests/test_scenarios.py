@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios, recommend, recommend_from_cells
+from pytest_rerank_perf.recommendations import recommend
+from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios, recommend_from_cells
 
 
 def cell(

@@ -8,6 +8,7 @@ The order of ``PROCEDURES`` is the order of the report's sections.
 from __future__ import annotations
 
 from .base import MeasurementResult
+from .data_profile import DataProfiles
 from .invariance import InvarianceResult
 from .load import LoadResults
 from .matrix_result import MatrixResult
@@ -17,6 +18,7 @@ from .selfcheck import SelfCheckResult
 
 PROCEDURES: tuple[type[MeasurementResult], ...] = (
     SelfCheckResult,
+    DataProfiles,
     MatrixResult,
     OverheadResult,
     OomBoundaries,

@@ -17,6 +17,7 @@ from ..flops import flops_per_batch, peak_flops
 from ..hardware import HardwareProfile
 from ..stats import Percentiles
 from ..trackers import TRACKERS, CallTracker, Span, Tracker, cell_fields, track
+from ..trackers.requests import RequestTimer
 from ..workload import Workload
 from .cell import Cell, CellResult, RoundsPolicy, null_fields
 
@@ -94,6 +95,16 @@ class CellRunner:
         model, pairs = self.model, list(workload.pairs)
         return CallTracker(lambda: model.predict(pairs, batch_size), self.device)
 
+    def round_trackers(self, workload: Workload, batch_size: int) -> tuple[CallTracker, list[Tracker]]:
+        """The measured callable, a round of the workload's predict calls, and what times each call: nothing more
+        for a seeded workload (one call), a ``RequestTimer`` for a data file's requests or chunks."""
+        if workload.shape == "seeded":
+            return self.call_tracker(workload, batch_size), []
+        calls = [list(workload.pairs[a:b]) for a, b in workload.call_slices()]
+        model = self.model
+        timer = RequestTimer(lambda pairs: model.predict(pairs, batch_size), calls, self.device)
+        return CallTracker(timer, self.device), [timer]
+
     def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> tuple[float | None, str | None]:
         """(MFU, None), or (None, why) where the GPU's peak or the model's shape is unknown."""
         config = self.model.flop_config()
@@ -113,12 +124,12 @@ class CellRunner:
             cell, workload.id, "skipped", fields=null_fields(reason), reason=reason, identity=self.identity
         )
 
-    def _rounds(self, benchmark: Any, calls: CallTracker) -> int:
+    def _rounds(self, benchmark: Any, calls: CallTracker, per_call: list[Tracker]) -> int:
         """Warm up (which doubles as calibration and as the out-of-memory probe), then the measured rounds."""
         for _ in range(self.policy.warmup_rounds):
             calls()
         rounds = self.policy.rounds_for(Percentiles.of(calls.samples).median)
-        with track([calls, *self.trackers]):
+        with track([calls, *per_call, *self.trackers]):
             if getattr(benchmark, "disabled", False):
                 # pytest-benchmark turns itself off under xdist or --benchmark-disable and would run one call;
                 # the trackers time every call themselves, so run the same rounds here.
@@ -130,17 +141,17 @@ class CellRunner:
 
     def run(self, benchmark: Any, workload: Workload, batch_size: int) -> CellResult:
         """Measure one cell with ``benchmark.pedantic``. Out-of-memory is a result, not a crash."""
-        cell = Cell(len(workload), batch_size)
+        cell = Cell(workload.num_pairs, batch_size)
         skipped = self._skip(cell, workload)
         if skipped is not None:
             return skipped
         max_length = self.model.identity.max_length
         stats = workload.batch_stats(batch_size, max_length)
-        calls = self.call_tracker(workload, batch_size)
+        calls, per_call = self.round_trackers(workload, batch_size)
         dev.free_memory(self.device)  # nothing earlier cells or tests left cached counts towards this cell
         oom_message = ""
         try:
-            rounds = self._rounds(benchmark, calls)
+            rounds = self._rounds(benchmark, calls, per_call)
         except Exception as exc:
             if not dev.is_oom(exc):
                 raise
@@ -156,7 +167,7 @@ class CellRunner:
             )
         span = Span(calls.measured, len(workload), stats.batches)
         timed = calls.result(span)
-        fields = cell_fields([timed, *(t.result(span) for t in self.trackers)])
+        fields = cell_fields([timed, *(t.result(span) for t in [*per_call, *self.trackers])])
         seconds = timed.latency.median
         fields["tokens_per_s"] = stats.real_tokens / seconds
         fields["padded_tokens_per_s"] = stats.padded_tokens / seconds

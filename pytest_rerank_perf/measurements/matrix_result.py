@@ -11,49 +11,68 @@ from ..trackers.metrics import METRICS, Metric
 
 CellJson = Mapping[str, Any]
 COLUMNS: tuple[Metric, ...] = tuple(m for m in METRICS if m.column and m.scope == "cell")
-HEADER = ("batch", *(m.label for m in COLUMNS), "padding", "rounds")
 
 
-def best_batch_sizes(cells: Iterable[CellJson]) -> dict[int, int]:
-    """Per num_pairs, the batch size with the highest measured throughput (ties: the smaller batch)."""
-    best: dict[int, CellJson] = {}
+def best_batch_sizes(cells: Iterable[CellJson]) -> dict[str, int]:
+    """Per workload (its id names its num_pairs), the batch size with the highest measured throughput (ties: the
+    smaller batch)."""
+    best: dict[str, CellJson] = {}
     for c in cells:
         if c["status"] != "ok" or c.get("pairs_per_s") is None:
             continue
-        cur = best.get(c["num_pairs"])
+        cur = best.get(c["workload_id"])
         if cur is None or (c["pairs_per_s"], -c["batch_size"]) > (cur["pairs_per_s"], -cur["batch_size"]):
-            best[c["num_pairs"]] = c
-    return {n: c["batch_size"] for n, c in best.items()}
+            best[c["workload_id"]] = c
+    return {w: c["batch_size"] for w, c in best.items()}
 
 
-def _row(c: CellJson, best: bool) -> tuple[str, ...]:
+def _row(c: CellJson, best: bool, columns: Sequence[Metric]) -> tuple[str, ...]:
     batch = f"{c['batch_size']}{' *' if best else ''}{' !' if c.get('throttled') else ''}"
     if c["status"] != "ok":
         label = "OOM" if c["status"] == "oom" else "skipped"
-        return (batch, label, *[""] * (len(HEADER) - 3), c.get("reason") or "")
+        return (batch, label, *[""] * len(columns), c.get("reason") or "")
     if c.get("pairs_per_s") is None or (c.get("latency_s") or {}).get("call") is None:
         raise ValueError(f"cell n{c['num_pairs']}-bs{c['batch_size']} is ok but has no throughput")
     pad = 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else 0.0
     figures = []
-    for m in COLUMNS:
+    for m in columns:
         value = m.read(c)
         figures.append("-" if value is None else m.fmt(value))
     return (batch, *figures, f"{pad * 100:.0f}%", str(c["rounds"]))
 
 
+def _workloads(cells: Sequence[CellJson]) -> list[tuple[str, list[CellJson]]]:
+    """Cells by workload id, in (num_pairs, id) order: two workloads of one size are two tables."""
+    groups: dict[str, list[CellJson]] = {}
+    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["workload_id"], c["batch_size"])):
+        groups.setdefault(c["workload_id"], []).append(c)
+    return list(groups.items())
+
+
+def _title(workload: str, group: Sequence[CellJson]) -> str:
+    n = group[0]["num_pairs"]
+    flags = "(* = best batch size" + (
+        "; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")"
+    )
+    return f"num_pairs={n}  workload={workload}  {flags}"
+
+
+def _label(m: Metric, group: Sequence[CellJson]) -> str:
+    """A data file's round makes many predict calls: its call latency is a round's, said so beside the per-request
+    columns."""
+    several = m.cell_field.startswith("latency_s.call") and any(c.get("requests") for c in group)
+    return f"round {m.label}" if several else m.label
+
+
 def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
-    """One table per num_pairs, rows by batch size, the best batch size marked."""
+    """One table per workload (seeded recipe or data file, and num_pairs), rows by batch size, the best marked."""
     best = best_batch_sizes(cells)
     out = []
-    for n in sorted({c["num_pairs"] for c in cells}):
-        group = sorted((c for c in cells if c["num_pairs"] == n), key=lambda c: c["batch_size"])
-        workloads = sorted({c["workload_id"] for c in group})
-        flags = "(* = best batch size" + (
-            "; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")"
-        )
-        title = f"num_pairs={n}  workload={', '.join(workloads)}  {flags}"
-        rows = [_row(c, best.get(n) == c["batch_size"] and c["status"] == "ok") for c in group]
-        out.append(Table(HEADER, rows, title))
+    for workload, group in _workloads(cells):
+        columns = [m for m in COLUMNS if m.column is True or any(m.read(c) is not None for c in group)]
+        header = ("batch", *(_label(m, group) for m in columns), "padding", "rounds")
+        rows = [_row(c, best.get(workload) == c["batch_size"] and c["status"] == "ok", columns) for c in group]
+        out.append(Table(header, rows, _title(workload, group)))
     return out
 
 
@@ -72,7 +91,7 @@ class MatrixResult:
 
     def report_fields(self) -> dict[str, Any]:
         best = best_batch_sizes(self.cells)
-        return {"cells": self.cells, "best_batch_size": {str(n): b for n, b in best.items()}}
+        return {"cells": self.cells, "best_batch_size": best}
 
     @classmethod
     def empty_fields(cls) -> dict[str, Any]:

@@ -57,6 +57,13 @@ def child_command(
     opts = get_options(config)
     num_pairs, batch_sizes = matrix
     recording = ["--rerank-save-baseline", f"--rerank-baseline-dir={report_dir / 'baselines'}"]
+    # a data file by its resolved path (the child runs in the rootdir); a requests file has its own num_pairs
+    data = [f"--rerank-workload={opts.data.path.resolve()}"] if opts.data else []
+    seeded = ("rerank_pair_tokens", "rerank_seed")  # the seeded workload's options: not with a data file
+    names = tuple(n for n in _FORWARDED if not (opts.data and n in seeded))
+    pairs = (
+        [] if opts.data and opts.data.shape == "requests" else [f"--rerank-num-pairs={','.join(map(str, num_pairs))}"]
+    )
     return [
         sys.executable,
         "-m",
@@ -66,8 +73,9 @@ def child_command(
         "-p",
         "no:cacheprovider",
         *plugin_args(config.invocation_params.args),
-        *forwarded(config, _FORWARDED),
-        f"--rerank-num-pairs={','.join(map(str, num_pairs))}",
+        *forwarded(config, names),
+        *data,
+        *pairs,
         f"--rerank-batch-sizes={','.join(map(str, batch_sizes))}",
         "--rerank-gate=off",
         "--rerank-processes=1",

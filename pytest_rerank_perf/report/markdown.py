@@ -24,6 +24,7 @@ def _header(report: RunReport) -> list[str]:
         f"architecture {model.get('architecture', '?')})",
         f"- **device:** {report.device}; created {report.created}",
     ]
+    lines += [f"- **{warning}**" for warning in report.data_warnings()]
     if not report.profile.get("gpu"):
         lines.append(
             "- **CPU FALLBACK:** no GPU. These figures come from the tiny twin on the CPU; they show the harness "

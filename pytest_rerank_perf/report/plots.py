@@ -69,10 +69,19 @@ def _save(fig: Any, out_dir: Path, name: str) -> str:
     return name
 
 
-def _by_num_pairs(cells: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:
-    groups: dict[int, list[Mapping[str, Any]]] = {}
-    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["batch_size"])):
-        groups.setdefault(c["num_pairs"], []).append(c)
+def _family(workload_id: str) -> str:
+    """A workload id without its ``-n<pairs>``: the recipe or data file it was drawn from."""
+    return workload_id.rsplit("-n", 1)[0]
+
+
+def _by_workload(cells: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """One line per workload, labelled by its size, and by its source where the cells come from several: two
+    workloads of one size are two lines, never one zig-zag."""
+    families = {_family(c["workload_id"]) for c in cells}
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["workload_id"], c["batch_size"])):
+        label = f"{c['num_pairs']} pairs" + (f": {_family(c['workload_id'])}" if len(families) > 1 else "")
+        groups.setdefault(label, []).append(c)
     return groups
 
 
@@ -90,11 +99,11 @@ def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     sizes = sorted({c["batch_size"] for c in cells})
-    for n, group in _by_num_pairs(cells).items():
+    for label, group in _by_workload(cells).items():
         ok = [c for c in group if c["status"] == "ok"]
         if not ok:
             continue
-        line = ax.plot([c["batch_size"] for c in ok], [c["pairs_per_s"] for c in ok], marker="o", label=f"{n} pairs")
+        line = ax.plot([c["batch_size"] for c in ok], [c["pairs_per_s"] for c in ok], marker="o", label=label)
         best = max(ok, key=lambda c: (c["pairs_per_s"], -c["batch_size"]))
         ax.plot(best["batch_size"], best["pairs_per_s"], marker="*", markersize=16, color=line[0].get_color())
         for c in group:
@@ -104,7 +113,7 @@ def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
     ax.set_ylabel("pairs/s (median call)")
     ax.set_ylim(bottom=0)
     ax.set_title(_title(f"Throughput vs batch size (star: best; dotted: out of memory)\n{subject(data)}"), fontsize=9)
-    ax.legend(title="pairs per predict call")
+    ax.legend(title="num_pairs (workload)")
     return Plot(_save(fig, out_dir, "throughput.png"), "Throughput vs batch size")
 
 
@@ -114,9 +123,9 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
         return None  # the CPU fallback has no VRAM figure
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for n, group in _by_num_pairs(cells).items():
+    for label, group in _by_workload(cells).items():
         bs = [c["batch_size"] for c in group]
-        line = ax.plot(bs, [c["peak_vram_allocated_bytes"] / 2**30 for c in group], marker="o", label=f"{n} pairs")
+        line = ax.plot(bs, [c["peak_vram_allocated_bytes"] / 2**30 for c in group], marker="o", label=label)
         nvml = [
             (c["batch_size"], c["nvml_peak_process_bytes"] / 2**30) for c in group if c.get("nvml_peak_process_bytes")
         ]
@@ -134,7 +143,7 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
     ax.set_ylim(bottom=0)
     title = f"Peak VRAM vs batch size (weights included{device_note})\n{subject(data)}"
     ax.set_title(_title(title), fontsize=9)
-    ax.legend(title="pairs per predict call")
+    ax.legend(title="num_pairs (workload)")
     return Plot(_save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
 
 
@@ -145,13 +154,13 @@ def plot_metric(data: Report, metric: Metric, out_dir: Path) -> Plot | None:
         return None  # not measured here (e.g. a GPU figure on the CPU): no empty plot
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for n, group in _by_num_pairs(cells).items():
-        ax.plot([c["batch_size"] for c in group], [metric.read(c) for c in group], marker="o", label=f"{n} pairs")
+    for label, group in _by_workload(cells).items():
+        ax.plot([c["batch_size"] for c in group], [metric.read(c) for c in group], marker="o", label=label)
     _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
     ax.set_ylabel(f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)")
     ax.set_ylim(bottom=0)
     ax.set_title(_title(f"{metric.label} vs batch size\n{subject(data)}"), fontsize=9)
-    ax.legend(title="pairs per predict call")
+    ax.legend(title="num_pairs (workload)")
     return Plot(_save(fig, out_dir, f"{metric.name}.png"), f"{metric.label} vs batch size")
 
 
@@ -203,6 +212,29 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
     return plots
 
 
+def plot_lengths(data: Report, out_dir: Path) -> Plot | None:
+    """Encoded pair lengths of each data source, with max_length (what is cut off) and p50/p99 marked."""
+    profiles = data.get("data_profiles") or {}
+    if not profiles:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for data_id, p in sorted(profiles.items()):
+        edges, counts = p["histogram"]["edges"], p["histogram"]["counts"]
+        bar = ax.stairs(counts, edges, fill=True, alpha=0.45, label=f"{data_id} ({p['pairs']:,} pairs)")
+        colour = bar.get_facecolor()
+        for q, style in (("p50", ":"), ("p99", "--")):
+            ax.axvline(p["lengths"][q], color=colour, alpha=1, linestyle=style, linewidth=1)
+    max_length = next((p["max_length"] for p in profiles.values() if p.get("max_length")), None)
+    if max_length:
+        ax.axvline(max_length, color="#c62828", linewidth=1.5, label=f"max_length {max_length} (cut beyond)")
+    ax.set_xlabel("encoded pair length, tokens (special tokens included; dotted: p50, dashed: p99)")
+    ax.set_ylabel("pairs")
+    ax.set_title(_title(f"Pair lengths under the model's tokenizer\n{subject(data)}"), fontsize=9)
+    ax.legend(fontsize=7)
+    return Plot(_save(fig, out_dir, "lengths.png"), "Encoded pair lengths")
+
+
 def plot_gate(data: Report, out_dir: Path) -> Plot | None:
     gate = data.get("gate") or {}
     sampled = {m.name for m in METRICS if m.kind == "samples"}
@@ -220,7 +252,10 @@ def plot_gate(data: Report, out_dir: Path) -> Plot | None:
         ax.plot([-c["threshold"] * 100, c["threshold"] * 100], [i, i], "|", color="black", markersize=9)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{c['cell'].split('-')[-1]} {c['metric']}" for c in rows], fontsize=7)
+    several = len({_family(c["cell"].rsplit("/", 1)[0]) for c in rows}) > 1
+    ax.set_yticklabels(
+        [f"{c['cell'] if several else c['cell'].split('-')[-1]} {c['metric']}" for c in rows], fontsize=7
+    )
     ax.invert_yaxis()
     ax.set_xlabel("change vs baseline, % (line: 95% CI; ticks: threshold; red: regression, green: improvement)")
     ax.set_title(_title(f"Baseline comparison: {gate['status'].upper()}\n{subject(data)}"), fontsize=9)
@@ -233,7 +268,7 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
         import matplotlib  # noqa: F401
     except ImportError:
         return []
-    plots = [plot_throughput(data, out_dir), plot_vram(data, out_dir)]
+    plots = [plot_lengths(data, out_dir), plot_throughput(data, out_dir), plot_vram(data, out_dir)]
     plots += [plot_metric(data, m, out_dir) for m in METRICS if m.plot]
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)

@@ -15,9 +15,11 @@ from typing import Any
 from ..errors import RerankPerfError
 from ..gate.outcome import GateReport
 from ..measurements import PROCEDURES, MeasurementResult
+from ..measurements.data_profile import DataProfiles
 from ..measurements.load import LoadResults
 from ..measurements.matrix_result import MatrixResult
-from ..scenarios import Scenario, recommend
+from ..recommendations import recommend
+from ..scenarios import Scenario
 from ..store.reader import parse_section
 from ..store.schema import ModelBaseline
 
@@ -80,6 +82,11 @@ class RunReport:
     def cells(self) -> list[dict[str, Any]]:
         matrix = self.result(MatrixResult)
         return matrix.cells if matrix else []
+
+    def data_warnings(self) -> list[str]:
+        """What the data profile says before any figure: pairs that max_length cuts."""
+        profiles = self.result(DataProfiles)
+        return profiles.warnings() if profiles else []
 
     def recommend(self, scenarios: Sequence[Scenario]) -> None:
         load = self.result(LoadResults)

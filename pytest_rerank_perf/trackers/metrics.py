@@ -40,7 +40,7 @@ class Metric:
     baseline_field: str | None = None  # key in a baseline cell (default: name)
     pool: Literal["max", "mean"] = "max"  # value metrics: how recording processes combine
     scope: Literal["cell", "boundary"] = "cell"
-    column: bool = True  # shown in the matrix table
+    column: bool | Literal["if measured"] = True  # shown in the matrix table ("if measured": where a cell has it)
     plot: bool = False  # a "<name>.png" against batch size
     fmt: Callable[[float], str] = "{:,.1f}".format
     described: str = ""  # what the gate's table calls it, where the name alone would mislead
@@ -78,6 +78,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("tokens", "tokens/s", "tokens/s", True, "tokens_per_s", gated=False, fmt="{:,.0f}".format),
     Metric("p50", "p50 ms", "s", False, "latency_s.call.median", gated=False, fmt=_ms),
     Metric("p99", "p99 ms", "s", False, "latency_s.call.p99", gated=False, fmt=_ms),
+    # a data file's rounds make one predict call per request (or chunk): what each call took, over every round
+    Metric(
+        "request_p50", "request p50 ms", "s", False, "latency_s.request.p50", gated=False, fmt=_ms, column="if measured"
+    ),
+    Metric(
+        "request_p99", "request p99 ms", "s", False, "latency_s.request.p99", gated=False, fmt=_ms, column="if measured"
+    ),
     Metric(
         "latency",
         "forward ms/batch",
