@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +43,7 @@ class DataFile:
     shape: Shape
     requests: tuple[Request, ...]  # flat pairs: one request of one document per line
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """sha256 of the content as parsed (shape, queries, documents): not of the bytes, so BOM/CRLF/rename keep it."""
         canonical = json.dumps([self.shape, self.requests], ensure_ascii=False, separators=(",", ":"))
@@ -52,21 +54,24 @@ class DataFile:
         """The data's id, e.g. ``requests-3f9a0c12ab45``: test ids, cell keys and every table carry it."""
         return f"{self.shape}-{self.digest[:12]}"
 
-    @property
-    def pairs(self) -> list[Pair]:
-        return [(q, d) for q, docs in self.requests for d in docs]
+    @cached_property
+    def pairs(self) -> tuple[Pair, ...]:
+        return tuple((q, d) for q, docs in self.requests for d in docs)
 
-    @property
-    def request_sizes(self) -> list[int]:
-        return [len(docs) for _, docs in self.requests]
+    @cached_property
+    def request_sizes(self) -> tuple[int, ...]:
+        return tuple(len(docs) for _, docs in self.requests)
 
 
 def _text(value: Any, name: str, where: str) -> str:
     """One text of a line, as the model can score it: a non-empty str of encodable characters."""
     if not isinstance(value, str):
         raise WorkloadError(f"{where}: {name} must be a string, got {type(value).__name__}; {_SHAPES}")
-    if not value.strip():
-        raise WorkloadError(f"{where}: {name} is empty or whitespace only; the model cannot score it as given")
+    if all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value):  # "", " ", "\u200b", "\x00"
+        raise WorkloadError(
+            f"{where}: {name} is empty or whitespace only (or only invisible control/format characters); the model "
+            "cannot score it as given"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # an escaped lone surrogate ("\ud83d"): valid JSON, not text
@@ -80,8 +85,8 @@ def _text(value: Any, name: str, where: str) -> str:
 def _lines(path: Path) -> list[str]:
     """The file's lines, split on \\n only (``str.splitlines`` would split inside strings at U+2028, U+0085)."""
     fix = f"pass a UTF-8 JSONL file: {_SHAPES}"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
+    try:  # bytes, then decode: read_text's universal newlines would turn a lone \r into a line break
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise WorkloadError(f"{path}: no such file; {fix}") from None
     except IsADirectoryError:
@@ -160,4 +165,4 @@ def read_data_file(path: str | Path) -> DataFile:
 
 def load_jsonl_pairs(path: str | Path) -> list[Pair]:
     """Every (query, document) pair of a data file, of either shape (a request gives one pair per document)."""
-    return read_data_file(path).pairs
+    return list(read_data_file(path).pairs)

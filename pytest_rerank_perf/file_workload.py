@@ -24,8 +24,8 @@ def num_pairs_axis(data: DataFile, wanted: Sequence[int] | None, default: Sequen
     if data.shape == "requests":
         if wanted and tuple(wanted) != (total,):
             raise UsageError(
-                f"--rerank-num-pairs does not apply to {data.path}: it holds rerank requests, and each predict call "
-                "is one request of the file; drop --rerank-num-pairs (or write the file as flat pairs)"
+                f"--rerank-num-pairs (or ini rerank_num_pairs) does not apply to {data.path}: it holds rerank "
+                "requests, and each predict call is one request of the file; drop it (or write the file as flat pairs)"
             )
         return (total,)
     if wanted:

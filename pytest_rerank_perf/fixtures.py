@@ -142,7 +142,7 @@ def rerank_bench(benchmark: Any, rerank_runner: CellRunner, rerank_session: Rera
     """
 
     def run(workload: Workload, batch_size: int) -> CellResult:
-        benchmark.group = f"rerank n={len(workload)} {workload.id}"
+        benchmark.group = f"rerank n={workload.num_pairs} {workload.id}"
         result = rerank_runner.run(benchmark, workload, batch_size)
         rerank_session.add_cell(result)
         benchmark.extra_info.update(result.to_dict())

@@ -275,10 +275,10 @@ def _data_file(config: pytest.Config, text: str, num_pairs: tuple[int, ...] | No
     """``--rerank-workload``, read and checked now: a bad file is one usage error before anything loads."""
     if not text:
         return None
-    if config.getoption("rerank_pair_tokens") is not None:
+    if config.getoption("rerank_pair_tokens") is not None or config.getini("rerank_pair_tokens") != DEFAULT_PAIR_TOKENS:
         raise UsageError(
-            "--rerank-workload and --rerank-pair-tokens both say what to measure: the file's pairs have their own "
-            "lengths; drop one of them"
+            "--rerank-workload and --rerank-pair-tokens (or ini rerank_pair_tokens) both say what to measure: the "
+            "file's pairs have their own lengths; drop one of them"
         )
     from_cli = config.getoption("rerank_workload") is not None
     return open_data_file(text, config.invocation_params.dir if from_cli else config.rootpath, num_pairs)

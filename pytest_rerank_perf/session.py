@@ -167,7 +167,7 @@ class RerankSession:
             planned_cells(cells),
             throttled_cells([*cells, *self.pooled_cells]),  # a cell throttled in any pooled process
             unwatched_cells(cells),
-            record_hint=record_command(self.rootdir),
+            record_hint=record_command(self.rootdir) + (f" --rerank-workload {opts.data.path}" if opts.data else ""),
         )
         report.gate_enforced = opts.gate == "enforce" or (opts.gate == "auto" and profile.kind == "cuda")
 

@@ -19,9 +19,10 @@ def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:
     head = f"{r['scenario']:<11} ({pairs} pairs, {slo}): "
     if r["batch_size"] is None:
         return head + "nothing measured fits. " + "; ".join(r.get("notes") or [])
+    notes = " ".join(f"({n})" for n in r.get("notes") or [])  # what it was judged on, where that is not obvious
     if r.get("server"):
-        return head + f"{r['server']} at {r['max_rate']:,.1f} req/s. {r['margin']}"
-    return head + f"batch_size {r['batch_size']} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']}"
+        return head + f"{r['server']} at {r['max_rate']:,.1f} req/s. {r['margin']} {notes}".rstrip()
+    return head + f"batch_size {r['batch_size']} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']} {notes}".rstrip()
 
 
 def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Sequence[str]) -> None:

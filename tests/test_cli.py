@@ -80,9 +80,9 @@ def test_a_directory_names_the_report_inside(saved: Path, position: str, capsys:
     [
         (PNG, "not a UTF-8 text file"),
         ("café".encode("latin-1"), "not a UTF-8 text file"),
-        (b'{"report_version": 2, "profile": {}, "model": {}, "cells": 5}', "malformed report (cells"),
-        (b'{"report_version": 2, "profile": {}, "model": "x", "cells": []}', "malformed report (model"),
-        (b'{"report_version": 2, "profile": {}, "model": {}, "cells": [], "gate": {"x": 1}}', "malformed report"),
+        (b'{"report_version": 3, "profile": {}, "model": {}, "cells": 5}', "malformed report (cells"),
+        (b'{"report_version": 3, "profile": {}, "model": "x", "cells": []}', "malformed report (model"),
+        (b'{"report_version": 3, "profile": {}, "model": {}, "cells": [], "gate": {"x": 1}}', "malformed report"),
     ],
 )
 def test_a_file_that_is_no_report_is_bad_input(

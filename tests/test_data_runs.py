@@ -49,6 +49,7 @@ def test_a_requests_file_is_measured_per_request_with_its_profile(bench: pytest.
             "*data requests-* (*requests.jsonl): 10 pairs in 3 requests (documents per request: min 2, p50 3, max 5)",
             "*num_pairs=10  workload=requests-*-n10*",
             "batch*round p50 ms*request p50 ms*request p99 ms*",
+            "edge * (1-5 pairs, p99 <= 100 ms): batch_size * (judged on the 3 requests of 1-5 documents in requests-*",
             "data * (2-5 pairs, no SLO): batch_size *",
         ]
     )
@@ -58,8 +59,9 @@ def test_a_requests_file_is_measured_per_request_with_its_profile(bench: pytest.
     assert set(profile["padding"]["10"]) == {"2", "8"}
     for cell in report["cells"]:
         assert cell["requests"]["pairs"] == [3, 5, 2]
-        assert [len(s) for s in cell["requests"]["seconds"]] == [3, 3, 3]  # one per measured round
-        assert cell["latency_s"]["request"]["count"] == 9
+        assert cell["requests"]["kind"] == "requests"
+        assert len(cell["requests"]["median_s"]) == 3
+        assert cell["latency_s"]["request"]["count"] == 9  # 3 requests x 3 measured rounds
         assert cell["latency_s"]["request"]["p99"] < cell["latency_s"]["call"]["median"]  # a request, not a round
     assert (bench.path / "reports" / "lengths.png").stat().st_size > 0
     index = (bench.path / "reports" / "index.md").read_text()
@@ -97,14 +99,19 @@ def test_a_flat_file_is_cut_into_num_pairs_chunks(bench: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*test_throughput?pairs-*-n5-bs2?*PASSED*"])
     report = json.loads((bench.path / "reports" / "report.json").read_text())
     calls = {c["num_pairs"]: c["requests"]["pairs"] for c in report["cells"]}
+    result.stdout.fnmatch_lines(["*chunks per round: 5 calls of 5, 0 pairs left out; 1 calls of 20, 5 pairs left out"])
     assert calls == {5: [5] * 5, 20: [20]}  # 25 pairs: five chunks of 5, one of 20 (the last 5 left out)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--rerank-num-pairs", "4"), "*--rerank-num-pairs does not apply to *requests.jsonl*"),
-        (("--rerank-pair-tokens", "64"), "*--rerank-workload and --rerank-pair-tokens both say what to measure*"),
+        (
+            ("--rerank-num-pairs", "4"),
+            "*--rerank-num-pairs (or ini rerank_num_pairs) does not apply to *requests.jsonl*",
+        ),
+        (("--rerank-pair-tokens", "64"), "*--rerank-workload and --rerank-pair-tokens (or ini *) both say what*"),
+        (("-o", "rerank_pair_tokens=64"), "*--rerank-workload and --rerank-pair-tokens (or ini *) both say what*"),
     ],
 )
 def test_options_that_contradict_the_file_are_usage_errors(
@@ -145,32 +152,51 @@ def test_two_workloads_of_one_size_stay_apart(pytester: pytest.Pytester, shared_
     assert sorted(_by_workload(cells)) == sorted(f"8 pairs: {c['workload_id'][:-3]}" for c in cells)
 
 
-def _request_cell(bs: int, seconds: list[list[float]]) -> dict[str, object]:
+def _request_cell(bs: int, medians: list[float], kind: str = "requests", sizes: tuple[int, ...] = (2, 4, 8)) -> dict:
     return {
         "status": "ok",
-        "workload_id": "requests-abc-n14",
-        "num_pairs": 14,
+        "workload_id": f"{kind}-abc-n{sum(sizes) if kind == 'requests' else sizes[0]}",
+        "num_pairs": sum(sizes) if kind == "requests" else sizes[0],
         "batch_size": bs,
         "pairs_per_s": 100.0,
-        "latency_s": {"call": {"p99": 1.0}},
-        "requests": {"pairs": [2, 4, 8], "seconds": seconds},
+        "latency_s": {"call": {"p99": 1.0}, "request": {"p99": max(medians)}},
+        "requests": {"kind": kind, "pairs": list(sizes), "median_s": medians},
     }
+
+
+def test_chunks_of_a_flat_file_are_judged_per_call_not_as_requests() -> None:
+    """A round of 5 chunks takes 1 s, each call 20 ms: realtime's 50 ms p99 holds for one call of 10 pairs."""
+    cells = [_request_cell(8, [0.020] * 5, "pairs", (10,) * 5)]
+    recs = {r.scenario: r for r in recommend(BUILT_IN, cells, 512)}
+    assert recs["realtime"].batch_size == 8
+    assert recs["realtime"].p99_s == pytest.approx(0.020)
+    assert "data" not in recs  # a flat file holds no requests
 
 
 def test_scenarios_are_judged_on_the_files_own_request_sizes() -> None:
     cells = [
-        _request_cell(1, [[0.010] * 3, [0.020] * 3, [0.300] * 3]),  # the 8-document request is slow at bs 1
-        _request_cell(8, [[0.015] * 3, [0.030] * 3, [0.040] * 3]),
+        _request_cell(1, [0.010, 0.020, 0.300]),  # the 8-document request is slow at bs 1
+        _request_cell(8, [0.015, 0.030, 0.040]),
     ]
     recs = {r.scenario: r for r in recommend(BUILT_IN, cells, 512)}
     realtime = recs["realtime"]  # 1-10 documents, p99 50 ms: every request is in range
     assert realtime.batch_size == 8
-    assert any("judged on the 3 requests of requests-abc-n14" in n for n in realtime.notes)
+    assert any("judged on the 3 requests of 1-10 documents in requests-abc-n14" in n for n in realtime.notes)
     edge = recs["edge"]  # 1-5 documents: the 2- and 4-document requests only, where bs 1 is faster
     assert edge.batch_size == 1
-    assert edge.p99_s == pytest.approx(0.020)
+    assert edge.p99_s == pytest.approx(0.020, rel=0.01)
     offline = recs["offline"]
     assert offline.batch_size is None
     assert "has no request of 50+ documents (its requests hold 2-8)" in offline.notes[0]
     data = recs["data"]
     assert (data.pairs, data.batch_size) == ("2-8", 8)
+
+
+def test_an_ini_data_scenario_gives_the_files_traffic_its_limits() -> None:
+    from pytest_rerank_perf.scenarios import parse_scenarios
+
+    scenarios = parse_scenarios(["data: pairs=1+ p99=35ms"])
+    cells = [_request_cell(1, [0.010, 0.020, 0.300]), _request_cell(8, [0.015, 0.030, 0.040])]
+    (data,) = [r for r in recommend(scenarios, cells, 512) if r.scenario == "data"]  # one, not two
+    assert data.pairs == "2-8"  # the file's range, whatever the line said
+    assert data.batch_size is None  # bs 8's p99 is ~40 ms over the 35 ms limit; bs 1's 300 ms too

@@ -31,7 +31,7 @@ def _write(tmp_path: Path, rows: list[Any] | str, name: str = "data.jsonl") -> P
 def test_a_requests_file_is_read_as_requests(tmp_path: Path) -> None:
     data = read_data_file(_write(tmp_path, REQUESTS))
     assert data.shape == "requests"
-    assert data.request_sizes == [3, 2]
+    assert data.request_sizes == (3, 2)
     assert data.pairs[3] == ("退货政策是什么？", "七天无理由退货。")
     assert data.id.startswith("requests-")
 
@@ -39,8 +39,8 @@ def test_a_requests_file_is_read_as_requests(tmp_path: Path) -> None:
 def test_a_flat_file_is_read_as_pairs(tmp_path: Path) -> None:
     data = read_data_file(_write(tmp_path, [{"query": "q", "document": "d1"}, {"query": "q", "document": "d2"}]))
     assert data.shape == "pairs"
-    assert data.pairs == [("q", "d1"), ("q", "d2")]
-    assert data.request_sizes == [1, 1]
+    assert data.pairs == (("q", "d1"), ("q", "d2"))
+    assert data.request_sizes == (1, 1)
 
 
 def test_the_id_follows_the_content_not_the_name_or_the_bytes(tmp_path: Path) -> None:
@@ -86,6 +86,19 @@ def test_every_bad_line_is_named_with_its_line_and_the_expected_shape(
         assert "one shape per file" in str(caught.value)  # the expected shapes, both
 
 
+@pytest.mark.parametrize("text", ["\u200b", "\x00", " \u200b\t", "\ufeff"])
+def test_invisible_only_texts_are_rejected(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, [REQUESTS[0], {"query": "q", "documents": ["a", text]}])
+    with pytest.raises(WorkloadError, match=r"data.jsonl:2: 'documents'\[1\] is empty or whitespace only \(or only"):
+        read_data_file(path)
+
+
+def test_a_lone_carriage_return_is_whitespace_inside_a_line(tmp_path: Path) -> None:
+    """JSON allows \r between tokens; only \n ends a JSONL line (read_text's universal newlines split there)."""
+    data = read_data_file(_write(tmp_path, '{"query": "q",\r "document": "a"}\n{"query": "q2", "document": "b"}\n'))
+    assert data.pairs == (("q", "a"), ("q2", "b"))
+
+
 def test_a_lone_surrogate_in_a_document_is_rejected_with_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, '{"query": "q", "documents": ["ok"]}\n{"query": "q", "documents": ["a", "\\udc00b"]}\n')
     with pytest.raises(WorkloadError, match=r"data.jsonl:2: 'documents'\[1\] holds a lone surrogate"):
@@ -98,7 +111,7 @@ def test_an_unreadable_file_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def denied(*_: Any, **__: Any) -> str:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(WorkloadError, match=r"data.jsonl: permission denied; make the file readable"):
         read_data_file(path)
 
@@ -114,7 +127,9 @@ def test_the_option_reads_the_file_once_and_turns_errors_into_usage_errors(tmp_p
 def test_the_num_pairs_axis_over_a_file(tmp_path: Path) -> None:
     requests = read_data_file(_write(tmp_path, REQUESTS))
     assert num_pairs_axis(requests, None, (10, 50)) == (5,)  # every request, each one call
-    with pytest.raises(UsageError, match=r"does not apply to .*rerank requests.*drop --rerank-num-pairs"):
+    with pytest.raises(
+        UsageError, match=r"--rerank-num-pairs \(or ini rerank_num_pairs\) does not apply to .*rerank requests.*drop it"
+    ):
         num_pairs_axis(requests, (2,), (10,))
     flat = read_data_file(_write(tmp_path, [{"query": "q", "document": f"d{i}"} for i in range(30)], "flat.jsonl"))
     assert num_pairs_axis(flat, None, (10, 50, 200)) == (10,)  # defaults beyond the file are left out
@@ -172,6 +187,12 @@ def test_a_few_cut_pairs_are_reported_but_not_warned_about() -> None:
     assert profile.truncated_pairs == 3
     assert profile.warning() is None
     assert "cuts 3 pairs (3.0%)" in profile.lines()[1]
+
+
+def test_a_flat_profile_says_what_each_chunk_size_leaves_out() -> None:
+    profile = DataProfile.of("pairs-abc", "p.jsonl", "pairs", [10] * 25, [1] * 25, 512)
+    profile = profile.with_padding(10, {1: 0.0}).with_padding(20, {1: 0.0})
+    assert profile.lines()[-1] == "  chunks per round: 2 calls of 10, 5 pairs left out; 1 calls of 20, 5 pairs left out"
 
 
 def test_a_p99_beyond_the_model_says_to_chunk() -> None:

@@ -135,7 +135,7 @@ def test_saved_reports_are_read_strictly(tmp_path: Path, capsys: pytest.CaptureF
     assert "no such file" in capsys.readouterr().err
     wrapped = tmp_path / "benchmark.json"  # pytest-benchmark's JSON carries the report as its `rerank` section
     wrapped.write_text(
-        json.dumps({"benchmarks": [], "rerank": {"report_version": 2, "profile": {}, "model": {}, "cells": []}})
+        json.dumps({"benchmarks": [], "rerank": {"report_version": 3, "profile": {}, "model": {}, "cells": []}})
     )
     assert load_report(wrapped).cells == []
 
@@ -176,7 +176,7 @@ def test_reports_of_xdist_workers_merge_into_one_tagged_by_device() -> None:
             ],
         }
         data = {
-            "report_version": 2,
+            "report_version": 3,
             "device": device,
             "profile": {},
             "profile_summary": "p",

@@ -118,8 +118,8 @@ class DataProfile:
             )
         return (
             f"TRUNCATED: max_length {self.max_length} cuts {self.truncated_pairs} of {self.pairs} pairs "
-            f"({self.truncated_share:.1%}) of {self.data_id}, {self.truncated_tokens / self.total_tokens:.1%} of "
-            f"their tokens: the model scores the cut passages on their first {self.max_length} tokens only. {fix}"
+            f"({self.truncated_share:.1%}) of {self.data_id}, {self.truncated_tokens / self.total_tokens:.1%} of the "
+            f"data's tokens: the model scores the cut passages on their first {self.max_length} tokens only. {fix}"
         )
 
     def lines(self) -> list[str]:
@@ -127,7 +127,7 @@ class DataProfile:
         where = f" ({self.source})" if self.source != "seeded" else ""
         cut = (
             f"max_length {self.max_length} cuts {self.truncated_pairs} pairs ({self.truncated_share:.1%}) and "
-            f"{self.truncated_tokens:,} tokens ({self.truncated_tokens / self.total_tokens:.1%})"
+            f"{self.truncated_tokens:,} tokens ({self.truncated_tokens / self.total_tokens:.1%} of all)"
         )
         out = [f"data {self.data_id}{where}: {self.pairs:,} pairs"]
         if self.shape == "requests":
@@ -137,7 +137,17 @@ class DataProfile:
             f"  encoded pair length, tokens: p50 {n['p50']:.0f}, p90 {n['p90']:.0f}, p99 {n['p99']:.0f}, "
             f"max {n['max']:.0f}; {cut}"
         )
+        if self.shape == "pairs":  # whole chunks only: say what each num_pairs leaves out
+            chunks = [
+                f"{k} calls of {n}, {self.pairs - k * n} pairs left out"
+                for n in self._sizes()
+                if (k := self.pairs // n)
+            ]
+            out.append("  chunks per round: " + "; ".join(chunks))
         return out
+
+    def _sizes(self) -> list[int]:
+        return sorted(int(n) for n in self.padding)
 
     def padding_table(self) -> Table:
         sizes = sorted({int(b) for row in self.padding.values() for b in row})

@@ -1,4 +1,7 @@
-"""Measuring matrix cells: a (num_pairs, batch_size) predict call, timed through pytest-benchmark.
+"""Measuring matrix cells: a round of a workload's predict calls at one batch_size, timed through pytest-benchmark.
+
+A seeded workload's round is one predict call of num_pairs pairs; a data file's is one call per request (or per
+chunk of num_pairs pairs), each timed as well (``trackers/requests.py``).
 
 The measured callable is ``Reranker.predict`` plus a device synchronisation, wrapped by the call tracker; the
 trackers in ``trackers.TRACKERS`` run during the measured rounds and nothing else does.
@@ -98,11 +101,11 @@ class CellRunner:
     def round_trackers(self, workload: Workload, batch_size: int) -> tuple[CallTracker, list[Tracker]]:
         """The measured callable, a round of the workload's predict calls, and what times each call: nothing more
         for a seeded workload (one call), a ``RequestTimer`` for a data file's requests or chunks."""
-        if workload.shape == "seeded":
+        if not workload.calls:
             return self.call_tracker(workload, batch_size), []
         calls = [list(workload.pairs[a:b]) for a, b in workload.call_slices()]
         model = self.model
-        timer = RequestTimer(lambda pairs: model.predict(pairs, batch_size), calls, self.device)
+        timer = RequestTimer(lambda pairs: model.predict(pairs, batch_size), calls, workload.shape, self.device)
         return CallTracker(timer, self.device), [timer]
 
     def _mfu(self, workload: Workload, batch_size: int, seconds: float) -> tuple[float | None, str | None]:

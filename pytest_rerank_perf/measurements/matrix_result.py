@@ -32,7 +32,7 @@ def _row(c: CellJson, best: bool, columns: Sequence[Metric]) -> tuple[str, ...]:
         label = "OOM" if c["status"] == "oom" else "skipped"
         return (batch, label, *[""] * len(columns), c.get("reason") or "")
     if c.get("pairs_per_s") is None or (c.get("latency_s") or {}).get("call") is None:
-        raise ValueError(f"cell n{c['num_pairs']}-bs{c['batch_size']} is ok but has no throughput")
+        raise ValueError(f"cell {c['workload_id']}/bs{c['batch_size']} is ok but has no throughput")
     pad = 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else 0.0
     figures = []
     for m in columns:
@@ -77,7 +77,7 @@ def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
 
 
 def format_matrix(cells: Sequence[CellJson]) -> list[str]:
-    """Lines of the terminal summary: one table per num_pairs."""
+    """Lines of the terminal summary: one table per workload."""
     lines: list[str] = []
     for table in matrix_tables(cells):
         lines += [*table.text(), ""]

@@ -106,6 +106,14 @@ def pooled_reports(config: pytest.Config, tests: Sequence[str], out_dir: Path) -
         report_dir = out_dir / f"process-{i}"
         command = child_command(config, tests, report_dir, matrix)
         report = run_child(config, command, report_dir, f"pooled process {i + 1} of {opts.processes}")
+        planned = {opts.workload_id(n) for n in matrix[0]}
+        other = sorted({c["workload_id"] for c in report.cells} - planned)
+        if other:  # a data file edited while this run measured: its id changed
+            raise RerankPerfError(
+                f"pooled process {i + 1} of {opts.processes} measured {', '.join(other)}, not this run's workload "
+                f"({', '.join(sorted(planned))}): was {opts.data.path if opts.data else 'the workload'} changed "
+                "during the run? Run again."
+            )
         if report.section is None:
             raise RerankPerfError(
                 f"pooled process {i + 1} of {opts.processes} measured no cell (every cell out of memory or skipped?); "

@@ -110,7 +110,7 @@ def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
             if c["status"] == "oom":
                 ax.axvline(c["batch_size"], color=line[0].get_color(), linestyle=":", alpha=0.7)
     _batch_axis(ax, sizes)
-    ax.set_ylabel("pairs/s (median call)")
+    ax.set_ylabel("pairs/s (median round)")
     ax.set_ylim(bottom=0)
     ax.set_title(_title(f"Throughput vs batch size (star: best; dotted: out of memory)\n{subject(data)}"), fontsize=9)
     ax.legend(title="num_pairs (workload)")

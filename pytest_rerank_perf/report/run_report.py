@@ -23,7 +23,9 @@ from ..scenarios import Scenario
 from ..store.reader import parse_section
 from ..store.schema import ModelBaseline
 
-REPORT_VERSION = 2  # 2: sections keep per-process medians and the machine fingerprint; verdicts list cells
+# 2: sections keep per-process medians and the machine fingerprint; verdicts list cells. 3: best_batch_size is keyed
+# by workload id (two workloads of one size are two entries), data_profiles, per-request latency
+REPORT_VERSION = 3
 REPORT_FILE = "report.json"
 _REQUIRED = ("report_version", "profile", "model", "cells")
 

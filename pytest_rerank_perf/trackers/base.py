@@ -20,7 +20,7 @@ R = TypeVar("R", bound="TrackerResult")
 class Span:
     """What ran between ``start()`` and ``stop()``: trackers turn totals into per-call or per-pair figures."""
 
-    calls: int
+    calls: int  # measured calls of the measured callable: rounds (a data file's round makes many predict calls)
     pairs_per_call: int
     batches_per_call: int
 

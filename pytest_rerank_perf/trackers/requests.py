@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import device as dev
 from ..pairs import Pair
 from ..stats import Percentiles
@@ -20,10 +22,12 @@ from .base import Span
 
 @dataclass(frozen=True)
 class RequestResult:
-    """Seconds of each request (one per measured round), and each request's pairs."""
+    """Seconds of each call (one per measured round), each call's pairs, and what the calls are: a file's
+    ``requests``, or ``pairs`` chunks of num_pairs."""
 
     seconds: tuple[tuple[float, ...], ...]
     sizes: tuple[int, ...]
+    kind: str
 
     def cell_fields(self) -> dict[str, Any]:
         flat = [s for per_request in self.seconds for s in per_request]
@@ -31,12 +35,18 @@ class RequestResult:
             return {"latency_s": {"request": None}, "why_null": {"latency_s.request": "no round was measured"}}
         return {
             "latency_s": {"request": Percentiles.of(flat).to_dict()},
-            # per request: what scenario recommendations judge the file's own request sizes on
-            "requests": {"pairs": list(self.sizes), "seconds": [list(s) for s in self.seconds]},
+            # each call's median over the rounds (not every sample: a 10k-request file would bloat the report):
+            # what scenario recommendations judge the file's own request sizes on
+            "requests": {
+                "kind": self.kind,
+                "pairs": list(self.sizes),
+                "median_s": [float(np.median(s)) for s in self.seconds],
+            },
         }
 
     def merge(self, other: RequestResult) -> RequestResult:
-        return RequestResult(tuple(a + b for a, b in zip(self.seconds, other.seconds, strict=True)), self.sizes)
+        seconds = tuple(a + b for a, b in zip(self.seconds, other.seconds, strict=True))
+        return RequestResult(seconds, self.sizes, self.kind)
 
 
 class RequestTimer:
@@ -47,11 +57,13 @@ class RequestTimer:
         self,
         predict: Callable[[list[Pair]], Any],
         calls: Sequence[list[Pair]],
+        kind: str,
         device: str,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.predict = predict
         self.calls = calls
+        self.kind = kind
         self.sync = dev.synchronizer(device)
         self.clock = clock
         self.seconds: list[list[float]] = [[] for _ in calls]
@@ -73,4 +85,4 @@ class RequestTimer:
         self.recording = False
 
     def result(self, span: Span) -> RequestResult:
-        return RequestResult(tuple(tuple(s) for s in self.seconds), tuple(len(c) for c in self.calls))
+        return RequestResult(tuple(tuple(s) for s in self.seconds), tuple(len(c) for c in self.calls), self.kind)
