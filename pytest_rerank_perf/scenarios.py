@@ -224,6 +224,8 @@ def recommend_from_cells(
         margin.append(
             f"p99 {p99 * 1e3:.1f} ms of {scenario.p99_s * 1e3:.0f} ms ({1 - p99 / scenario.p99_s:.0%} headroom)"
         )
+    elif math.isfinite(p99):  # no SLO to hold it against: still say what the chosen batch size costs
+        margin.append(f"p99 {p99 * 1e3:.1f} ms")
     if scenario.vram_bytes is not None and vram is not None:
         margin.append(f"VRAM {vram / 2**30:.2f} of {scenario.vram_bytes / 2**30:.2f} GiB")
     if len(feasible) > 1:

@@ -78,3 +78,13 @@ def steady_forward(pytester: pytest.Pytester) -> float:
     """Pad every forward of this test's pytester runs to a fixed wall-clock time; returns that time in seconds."""
     pytester.makeconftest(STEADY_FORWARD)
     return STEADY_FORWARD_S
+
+
+@pytest.fixture
+def steady_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record-then-compare runs within one test are one machine: a CPU slowed for a moment by another process must
+    not make the fingerprint call it another one (the fingerprint's own tests are in test_fail_closed.py)."""
+    from pytest_rerank_perf import fingerprint
+
+    steady = fingerprint.Fingerprint("fp32 512x512x512 on cpu", 1.0e11, 0.01)
+    monkeypatch.setattr(fingerprint, "measure", lambda device, gpu=None: steady)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# record, then compare, on this machine: the fingerprint is held steady (conftest)
+pytestmark = pytest.mark.usefixtures("steady_fingerprint")
+
 BENCH = """
 def test_throughput(rerank_bench, rerank_cell, rerank_workload):
     rerank_bench(rerank_workload, rerank_cell.batch_size)

@@ -10,6 +10,9 @@ import pytest
 
 from pytest_rerank_perf.store.reader import record_command
 
+# record, then compare, on this machine: the fingerprint is held steady (conftest)
+pytestmark = pytest.mark.usefixtures("steady_fingerprint")
+
 BENCH = """
 def test_throughput(rerank_bench, rerank_cell, rerank_workload):
     rerank_bench(rerank_workload, rerank_cell.batch_size)

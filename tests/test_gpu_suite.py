@@ -15,6 +15,9 @@ import pytest
 
 from pytest_rerank_perf.fakegpu import GiB
 
+# record, then compare, on this machine: the fingerprint is held steady (conftest)
+pytestmark = pytest.mark.usefixtures("steady_fingerprint")
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 MATRIX = (
     "-p",
