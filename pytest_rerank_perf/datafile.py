@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import WorkloadError
+from .fsutil import ReadFixes, read_text
 from .pairs import Pair
 
 __all__ = ["DataFile", "Request", "load_jsonl_pairs", "read_data_file"]
@@ -83,20 +84,11 @@ def _text(value: Any, name: str, where: str) -> str:
 
 
 def _lines(path: Path) -> list[str]:
-    """The file's lines, split on \\n only (``str.splitlines`` would split inside strings at U+2028, U+0085)."""
+    """The file's lines, split on \n only (``str.splitlines`` would split inside strings at U+2028, U+0085)."""
     fix = f"pass a UTF-8 JSONL file: {_SHAPES}"
-    try:  # bytes, then decode: read_text's universal newlines would turn a lone \r into a line break
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: no such file; {fix}") from None
-    except IsADirectoryError:
-        raise WorkloadError(f"{path}: is a directory; {fix}") from None
-    except PermissionError:
-        raise WorkloadError(f"{path}: permission denied; make the file readable (chmod u+r) or copy it") from None
-    except UnicodeDecodeError as exc:
-        raise WorkloadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
+    fixes = ReadFixes(fix, fix, "not UTF-8 text ({reason} at byte {start}); save it as UTF-8", fix)
+    # bytes, then decode: read_text's universal newlines would turn a lone \r into a line break
+    text = read_text(path, lambda: path.read_bytes().decode("utf-8-sig"), WorkloadError, fixes)
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 

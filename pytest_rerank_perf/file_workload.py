@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .datafile import DataFile, read_data_file
 from .errors import UsageError, WorkloadError
-from .pairs import encoded_lengths
 from .workload import Workload
 
 
@@ -52,14 +50,9 @@ def open_data_file(text: str, base: Path, num_pairs: Sequence[int] | None) -> Da
 
 def file_workload(data: DataFile, lengths: Sequence[int], num_pairs: int) -> Workload:
     """The cell's workload: every request (one call each), or the first whole chunks of ``num_pairs`` pairs."""
-    pairs = tuple(data.pairs)
+    pairs = data.pairs
     if data.shape == "requests":
         return Workload(f"{data.id}-n{len(pairs)}", pairs, tuple(lengths), tuple(data.request_sizes), "requests")
     used = len(pairs) // num_pairs * num_pairs
     calls = (num_pairs,) * (used // num_pairs)
     return Workload(f"{data.id}-n{num_pairs}", pairs[:used], tuple(lengths[:used]), calls, "pairs")
-
-
-def data_lengths(data: DataFile, tokenizer: Any) -> list[int]:
-    """Encoded (untruncated) length of every pair of the file under the model's tokenizer."""
-    return encoded_lengths(tokenizer, data.pairs)

@@ -1,11 +1,13 @@
-"""Files that are never half-written: atomic replacement, and an exclusive lock for read-modify-write."""
+"""Files that are never half-written (atomic replacement, an exclusive lock for read-modify-write), and text files
+read with one message per way reading can fail."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -41,3 +43,29 @@ def locked(path: Path) -> Iterator[None]:
     # locked() on one path in one process would deadlock
     with FileLock(path.with_name(f".{path.name}.lock")):
         yield
+
+
+@dataclass(frozen=True)
+class ReadFixes:
+    """What to tell the user, per way a file cannot be read, for one kind of file."""
+
+    missing: str  # after "no such file; "
+    directory: str  # after "is a directory; "
+    undecodable: str  # the whole message after the path; may name {reason} and {start} of the decode error
+    unreadable: str  # after "cannot be read (...); "
+
+
+def read_text(path: Path, read: Callable[[], str], error: type[Exception], fixes: ReadFixes) -> str:
+    """``read()`` (the caller's way of reading ``path``), every failure an ``error`` naming the path and the fix."""
+    try:
+        return read()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file; {fixes.missing}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory; {fixes.directory}") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied; make the file readable (chmod u+r) or copy it") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {fixes.undecodable.format(reason=exc.reason, start=exc.start)}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc}); {fixes.unreadable}") from None

@@ -6,9 +6,10 @@ from collections.abc import MutableMapping
 
 from .backends import Reranker
 from .backends.model_config import usable_positions
-from .file_workload import data_lengths, file_workload
+from .file_workload import file_workload
 from .measurements.data_profile import DataProfile
 from .options import RerankOptions
+from .pairs import encoded_lengths
 from .workload import Workload, build_workload
 
 
@@ -28,7 +29,7 @@ def build_cell_workload(
         profile = DataProfile.of(spec.id, "seeded", "seeded", workload.token_lengths, sizes, max_length, limit)
         return workload, profile
     if data.id not in lengths:
-        lengths[data.id] = data_lengths(data, model.tokenizer)
+        lengths[data.id] = encoded_lengths(model.tokenizer, data.pairs)
     every = lengths[data.id]
     profile = DataProfile.of(data.id, str(data.path), data.shape, every, data.request_sizes, max_length, limit)
     return file_workload(data, every, num_pairs), profile

@@ -88,3 +88,17 @@ def steady_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
 
     steady = fingerprint.Fingerprint("fp32 512x512x512 on cpu", 1.0e11, 0.01)
     monkeypatch.setattr(fingerprint, "measure", lambda device, gpu=None: steady)
+
+
+# The matrix benchmark as a pytester run measures it: one cell per test, the plugin's own fixtures.
+MATRIX_BENCH = """
+def test_throughput(rerank_bench, rerank_cell, rerank_workload):
+    rerank_bench(rerank_workload, rerank_cell.batch_size)
+"""
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
+    """A pytester folder holding the matrix benchmark (``test_bench.py``), the tiny twin already built."""
+    pytester.makepyfile(test_bench=MATRIX_BENCH)
+    return pytester

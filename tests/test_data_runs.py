@@ -17,10 +17,6 @@ from pytest_rerank_perf.scenarios import BUILT_IN
 # record, then compare, on this machine: the fingerprint is held steady (conftest)
 pytestmark = pytest.mark.usefixtures("steady_fingerprint")
 
-BENCH = """
-def test_throughput(rerank_bench, rerank_cell, rerank_workload):
-    rerank_bench(rerank_workload, rerank_cell.batch_size)
-"""
 RUN = ("--rerank-device", "cpu", "--rerank-batch-sizes", "2,8", "--rerank-rounds", "3", "--rerank-gate", "advisory")
 LONG = "passage " * 700  # beyond max_length 512: cut
 REQUESTS = [
@@ -36,10 +32,10 @@ def _write(path: Path, rows: list[dict[str, object]], newline: str = "\n") -> Pa
 
 
 @pytest.fixture
-def bench(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
-    pytester.makepyfile(test_bench=BENCH)
-    _write(pytester.path / "requests.jsonl", REQUESTS)
-    return pytester
+def bench(bench: pytest.Pytester) -> pytest.Pytester:
+    """The matrix benchmark (conftest) beside a requests file."""
+    _write(bench.path / "requests.jsonl", REQUESTS)
+    return bench
 
 
 def test_a_requests_file_is_measured_per_request_with_its_profile(bench: pytest.Pytester) -> None:

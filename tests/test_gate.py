@@ -10,20 +10,10 @@ import pytest
 # record, then compare, on this machine: the fingerprint is held steady (conftest)
 pytestmark = pytest.mark.usefixtures("steady_fingerprint")
 
-BENCH = """
-def test_throughput(rerank_bench, rerank_cell, rerank_workload):
-    rerank_bench(rerank_workload, rerank_cell.batch_size)
-"""
 # 20% thresholds: a 30% slower forward (+30% batch latency) must fail, an unchanged one must pass. The verdict test
 # pads every forward to a fixed time (conftest.STEADY_FORWARD), since this host's slow spells exceed both margins.
 GATE_THRESHOLDS = ("--rerank-threshold", "throughput=20%", "--rerank-threshold", "latency=20%")
 MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "12")
-
-
-@pytest.fixture
-def bench(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
-    pytester.makepyfile(test_bench=BENCH)
-    return pytester
 
 
 def _run(p: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -13,18 +13,8 @@ from pytest_rerank_perf.store.reader import record_command
 # record, then compare, on this machine: the fingerprint is held steady (conftest)
 pytestmark = pytest.mark.usefixtures("steady_fingerprint")
 
-BENCH = """
-def test_throughput(rerank_bench, rerank_cell, rerank_workload):
-    rerank_bench(rerank_workload, rerank_cell.batch_size)
-"""
 MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "8")
 LENIENT = ("--rerank-threshold", "throughput=500%", "--rerank-threshold", "latency=500%")
-
-
-@pytest.fixture
-def bench(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
-    pytester.makepyfile(test_bench=BENCH)
-    return pytester
 
 
 def _run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -124,13 +114,15 @@ def test_the_record_hint_names_a_nox_session_only_where_there_is_one(tmp_path: P
     assert record_command(tmp_path) == "nox -s record-baseline"
 
 
-def test_a_failed_pooled_process_refuses_the_recording_and_says_where_the_cells_went(
-    pytester: pytest.Pytester, shared_cache_env: Path
-) -> None:
+def test_a_failed_pooled_process_refuses_the_recording_and_says_where_the_cells_went(bench: pytest.Pytester) -> None:
     # the matrix fails in the pooled processes only (they run with --rerank-processes=1)
+    pytester = bench
     pytester.makepyfile(
-        test_bench=BENCH.replace("rerank_workload):", "rerank_workload, pytestconfig):")
-        + '    assert pytestconfig.getoption("rerank_processes") != "1", "a pooled process fails"\n'
+        test_bench=(pytester.path / "test_bench.py")
+        .read_text()
+        .replace("rerank_workload):", "rerank_workload, pytestconfig):")
+        .rstrip()
+        + '\n    assert pytestconfig.getoption("rerank_processes") != "1", "a pooled process fails"\n'
     )
     result = _run(pytester, "--rerank-save-baseline", "--rerank-processes", "2")
     assert result.ret == pytest.ExitCode.TESTS_FAILED

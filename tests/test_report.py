@@ -14,10 +14,6 @@ from pytest_rerank_perf.report.run_report import REPORT_FILE, ReportError, RunRe
 from pytest_rerank_perf.scenarios import BUILT_IN
 
 PNG = b"\x89PNG\r\n\x1a\n"
-BENCH = """
-def test_throughput(rerank_bench, rerank_cell, rerank_workload):
-    rerank_bench(rerank_workload, rerank_cell.batch_size)
-"""
 # A load result as the batcher benchmark stores it, so the report's load section renders without minutes of load.
 LOAD_TEST = """
 from pytest_rerank_perf.measurements.load import LoadResults
@@ -42,9 +38,9 @@ MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "10", "--rerank-batch-
 
 
 @pytest.fixture
-def run_dir(pytester: pytest.Pytester, shared_cache_env: Path) -> pytest.Pytester:
-    pytester.makepyfile(test_bench=BENCH, test_load=LOAD_TEST)
-    return pytester
+def run_dir(bench: pytest.Pytester) -> pytest.Pytester:
+    bench.makepyfile(test_load=LOAD_TEST)
+    return bench
 
 
 def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest.Pytester, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import write_atomic
+from ..fsutil import ReadFixes, read_text, write_atomic
 from .markdown import report_markdown
 from .plots import write_plots
 from .run_report import REPORT_FILE, ReportError, RunReport
@@ -19,20 +19,13 @@ _PASS = f"pass a rerank-perf reports/{REPORT_FILE} or a pytest-benchmark JSON wr
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file; a run writes reports/{REPORT_FILE}") from None
-    except IsADirectoryError:
-        raise ReportError(
-            f"{path}: is a directory; pass the report file inside it, e.g. {path / REPORT_FILE}"
-        ) from None
-    except PermissionError:
-        raise ReportError(f"{path}: permission denied; make the file readable (chmod u+r) or copy it") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a UTF-8 text file (a PNG or other binary?); {_PASS}") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and {_PASS}") from None
+    fixes = ReadFixes(
+        missing=f"a run writes reports/{REPORT_FILE}",
+        directory=f"pass the report file inside it, e.g. {path / REPORT_FILE}",
+        undecodable=f"not a UTF-8 text file (a PNG or other binary?); {_PASS}",
+        unreadable=f"check the path and {_PASS}",
+    )
+    return read_text(path, lambda: path.read_text(encoding="utf-8"), ReportError, fixes)
 
 
 def read_json(path: Path) -> Any:
