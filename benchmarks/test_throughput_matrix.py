@@ -9,7 +9,7 @@ from pytest_rerank_perf.workload import Workload
 
 
 def test_throughput(rerank_bench: Any, rerank_cell: Cell, rerank_workload: Workload) -> None:
-    result = rerank_bench(rerank_workload, rerank_cell.batch_size)
+    result = rerank_bench(rerank_workload, rerank_cell.batch_size, rerank_cell.variant)
     assert result.pairs_per_s is not None
     assert result.pairs_per_s > 0
     assert result.tokens_per_s is not None

@@ -3,6 +3,7 @@ that turn a tokenizer and a ``CrossEncoder`` into the length and predict functio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,14 +16,21 @@ __all__ = [
     "BatchRecord",
     "BatcherConfig",
     "BatcherStats",
+    "BusyMeter",
     "LengthFn",
     "PredictFn",
+    "PrepareFn",
+    "Prepared",
     "cross_encoder_predict",
+    "encoded_predict",
     "token_counter",
+    "token_ids",
 ]
 
-PredictFn = Callable[[list[Pair]], Sequence[float]]
+PredictFn = Callable[[list[Any]], Sequence[float]]  # one batch of payloads (pairs, or token ids) -> scores
 LengthFn = Callable[[Sequence[Pair]], list[int]]
+Prepared = tuple[Any, int]  # what predict is given for a pair, and the pair's token length
+PrepareFn = Callable[[Sequence[Pair]], Sequence[Prepared]]
 
 
 @dataclass(frozen=True)
@@ -92,3 +100,39 @@ def cross_encoder_predict(cross_encoder: Any) -> PredictFn:
         return cross_encoder.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
 
     return predict
+
+
+def token_ids(model: Any) -> PrepareFn:
+    """Tokenize once: each pair's input ids (``Reranker.encode``, truncated as the model sees them) and its length."""
+
+    def prepare(pairs: Sequence[Pair]) -> list[Prepared]:
+        return [(ids, len(ids)) for ids in model.encode(pairs)]
+
+    return prepare
+
+
+def encoded_predict(model: Any) -> PredictFn:
+    """One model call per batch of token ids (``Reranker.predict_encoded``): no second tokenization."""
+
+    def predict(encoded: list[Any]) -> Sequence[float]:
+        return model.predict_encoded(encoded, len(encoded))
+
+    return predict
+
+
+class BusyMeter:
+    """Seconds spent inside a wrapped callable (the model worker): busy / wall time says whether a server's rate
+    was bound by its model or by the host around it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds += time.perf_counter() - start  # one worker thread: no concurrent update
+
+        return timed

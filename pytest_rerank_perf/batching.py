@@ -4,6 +4,9 @@ Callers ``await batcher.rerank(pairs)``. Their pairs join one queue; a collector
 ``max_batch`` pairs, when its padded tokens would pass ``max_tokens``, or when the oldest queued pair has waited
 ``max_wait_s``, and runs the model in a single worker thread so the event loop never blocks on inference.
 
+Requests are tokenized once, off the event loop (``batch_prep``; ``prepare=token_ids(model)``): the lengths group
+the batches and ``predict`` receives the token ids (``encoded_predict``), so nothing is tokenized twice.
+
 What it guarantees, and ``tests/test_batching.py`` proves with concurrent callers:
 
 - every caller gets exactly its own scores, in its own order;
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from .batch_prep import Intake, QueuedPair, Request, by_lengths
 from .batcher_config import (
     BatcherConfig,
     BatcherStats,
@@ -41,13 +45,9 @@ from .errors import RerankPerfError
 from .pairs import Pair, check_pairs
 
 __all__ = [
-    "BatchRecord",
     "BatcherClosed",
     "BatcherConfig",
-    "BatcherStats",
     "DynamicBatcher",
-    "LengthFn",
-    "PredictFn",
     "cross_encoder_predict",
     "token_counter",
 ]
@@ -57,47 +57,35 @@ class BatcherClosed(RerankPerfError):
     """The batcher is closed (or closing) and takes no new requests."""
 
 
-@dataclass
-class _Request:
-    future: asyncio.Future[np.ndarray]
-    scores: np.ndarray
-    remaining: int
-
-
-@dataclass
-class _Item:
-    seq: int  # arrival order: the oldest item anchors the next batch
-    request: _Request
-    index: int  # position in the request's own list
-    pair: Pair
-    tokens: int
-    enqueued: float
-
-
-def _char_lengths(pairs: Sequence[Pair]) -> list[int]:
-    return [len(q) + len(d) for q, d in pairs]
-
-
 class DynamicBatcher:
-    """``async with DynamicBatcher(predict, config, lengths) as b: scores = await b.rerank(pairs)``.
+    """``async with DynamicBatcher(predict, config, prepare=token_ids(model)) as b: scores = await b.rerank(pairs)``.
 
-    ``predict`` scores one batch of pairs and runs in the batcher's own worker thread. ``lengths`` gives token
-    lengths for length-aware grouping and the token budget (default: character lengths, a rough stand-in).
+    ``predict`` scores one batch of payloads and runs in the batcher's own worker thread. ``prepare`` turns a
+    request's pairs into (payload, token length) once, in a tokenizer thread; ``lengths`` (token lengths of pairs,
+    the payloads then being the pairs) is the older form. Neither given: pairs, with character lengths.
     """
 
     def __init__(
-        self, predict: PredictFn, config: BatcherConfig | None = None, lengths: LengthFn | None = None
+        self,
+        predict: PredictFn,
+        config: BatcherConfig | None = None,
+        lengths: LengthFn | None = None,
+        prepare: Callable[[Sequence[Pair]], Sequence[tuple[object, int]]] | None = None,
     ) -> None:
+        if lengths is not None and prepare is not None:
+            raise RerankPerfError("give the batcher prepare (payloads and lengths) or lengths, not both")
         self.predict = predict
         self.config = config or BatcherConfig()
-        self.lengths = lengths or _char_lengths
+        self._intake = Intake(prepare or (by_lengths(lengths) if lengths else None))
         self.stats = BatcherStats()
-        self._queue: list[_Item] = []
+        self._queue: list[QueuedPair] = []
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._drain = True
+        self._preparing = 0  # requests accepted and still being tokenized: a draining close() waits for them
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -106,6 +94,7 @@ class DynamicBatcher:
             raise RerankPerfError("the batcher is already started")
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-batcher")
+        self._intake.start()
         self._task = asyncio.get_running_loop().create_task(self._collect(), name="rerank-batcher")
         return self
 
@@ -117,15 +106,18 @@ class DynamicBatcher:
 
     async def close(self, drain: bool = True) -> None:
         """Stop taking requests; finish what is queued (``drain``) or fail it with ``BatcherClosed``."""
-        self._closing = True
+        self._closing, self._drain = True, drain
         if not drain:
             self._fail_queued(BatcherClosed("the batcher was closed before this request ran"))
         if self._wakeup is not None:
             self._wakeup.set()
-        if self._task is not None:
-            await self._task  # the batch in flight always completes: its thread cannot be interrupted
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        try:
+            if self._task is not None:
+                await self._task  # the batch in flight always completes: its thread cannot be interrupted
+        finally:
+            self._intake.shutdown()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
 
     @property
     def pending(self) -> int:
@@ -142,19 +134,30 @@ class DynamicBatcher:
         checked = check_pairs(pairs, "rerank")
         if not checked:
             return np.empty(0, dtype=np.float32)
-        loop = asyncio.get_running_loop()
+        loop, wakeup = asyncio.get_running_loop(), self._wakeup
+        assert wakeup is not None
+        self._preparing += 1
+        deadline = None if timeout is None else loop.time() + timeout  # the timeout covers tokenization too
+        try:
+            prepared = await asyncio.wait_for(self._intake(checked), timeout)  # tokenized once, in its thread
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"rerank of {len(checked)} pairs timed out after {timeout} s") from None
+        finally:
+            self._preparing -= 1
+            wakeup.set()  # a closing collector waits for requests being tokenized
+        if self._closing and not self._drain:
+            raise BatcherClosed("the batcher was closed before this request ran")
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        request = _Request(future, np.empty(len(checked), dtype=np.float32), len(checked))
+        request = Request(future, np.empty(len(checked), dtype=np.float32), len(checked))
         now = loop.time()
         self._queue += [
-            _Item(next(self._seq), request, i, pair, tokens, now)
-            for i, (pair, tokens) in enumerate(zip(checked, self.lengths(checked), strict=True))
+            QueuedPair(next(self._seq), request, i, payload, tokens, now)
+            for i, (payload, tokens) in enumerate(prepared)
         ]
         future.add_done_callback(self._withdraw)
-        assert self._wakeup is not None
-        self._wakeup.set()
+        wakeup.set()
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, None if deadline is None else max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:  # an alias of TimeoutError from Python 3.11 on; raised as the builtin
             raise TimeoutError(f"rerank of {len(checked)} pairs timed out after {timeout} s") from None
 
@@ -177,7 +180,7 @@ class DynamicBatcher:
         try:
             await self._collect_batches()
         except BaseException as exc:  # a bug here must not strand callers: fail them all, refuse new ones
-            self._closing = True
+            self._closing, self._drain = True, False
             self._fail_queued(
                 exc if isinstance(exc, Exception) else BatcherClosed("the batcher's collector was cancelled")
             )
@@ -193,7 +196,7 @@ class DynamicBatcher:
         assert self._wakeup is not None
         while True:
             if not self._queue:
-                if self._closing:
+                if self._closing and not self._preparing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -211,7 +214,7 @@ class DynamicBatcher:
             if self._queue:
                 await self._execute(self._take_batch(), loop.time())
 
-    def _take_batch(self) -> list[_Item]:
+    def _take_batch(self) -> list[QueuedPair]:
         cfg = self.config
         anchor = self._queue[0]  # the oldest: every pair is an anchor eventually, so none starves
         rest = self._queue[1:]
@@ -230,22 +233,22 @@ class DynamicBatcher:
         self._queue = [it for it in self._queue if id(it) not in taken]
         return sorted(batch, key=lambda it: it.seq)
 
-    async def _run(self, pairs: list[Pair]) -> np.ndarray:
+    async def _run(self, payloads: list[object]) -> np.ndarray:
         assert self._executor is not None
-        out = await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, pairs)
+        out = await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, payloads)
         scores = np.asarray(out, dtype=np.float32).reshape(-1)
-        if len(scores) != len(pairs):
-            raise RerankPerfError(f"predict returned {len(scores)} scores for {len(pairs)} pairs")
+        if len(scores) != len(payloads):
+            raise RerankPerfError(f"predict returned {len(scores)} scores for {len(payloads)} pairs")
         return scores
 
-    async def _execute(self, batch: list[_Item], now: float) -> None:
+    async def _execute(self, batch: list[QueuedPair], now: float) -> None:
         requests = {id(it.request): it.request for it in batch}
         longest = max(it.tokens for it in batch)
         record = BatchRecord(
             len(batch), len(requests), sum(it.tokens for it in batch), len(batch) * longest, now - batch[0].enqueued
         )
         try:
-            scores = await self._run([it.pair for it in batch])
+            scores = await self._run([it.payload for it in batch])
         except Exception as exc:
             self.stats.batches.append(replace(record, failed=True))
             await self._isolate(batch, requests, exc)
@@ -253,7 +256,7 @@ class DynamicBatcher:
         self.stats.batches.append(record)
         self._deliver(batch, scores)
 
-    async def _isolate(self, batch: list[_Item], requests: dict[int, _Request], exc: Exception) -> None:
+    async def _isolate(self, batch: list[QueuedPair], requests: dict[int, Request], exc: Exception) -> None:
         """A failed batch: the error goes only to the requests that cause it on their own."""
         if len(requests) == 1:
             self._fail(next(iter(requests.values())), exc)
@@ -263,19 +266,19 @@ class DynamicBatcher:
             if not own:
                 continue
             try:
-                scores = await self._run([it.pair for it in own])
+                scores = await self._run([it.payload for it in own])
             except Exception as own_exc:
                 self._fail(own[0].request, own_exc)
                 continue
             self._deliver(own, scores)
 
     @staticmethod
-    def _fail(request: _Request, exc: Exception) -> None:
+    def _fail(request: Request, exc: Exception) -> None:
         if not request.future.done():
             request.future.set_exception(exc)  # its queued pairs leave through the done callback
 
     @staticmethod
-    def _deliver(batch: list[_Item], scores: np.ndarray) -> None:
+    def _deliver(batch: list[QueuedPair], scores: np.ndarray) -> None:
         for item, score in zip(batch, scores, strict=True):
             request = item.request
             if request.future.done():  # cancelled, timed out or failed while in flight: drop, never misroute

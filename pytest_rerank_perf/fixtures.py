@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from .backends import LOADERS, Pair, Reranker
+from .backends.variants import REFERENCE, build_variant
 from .errors import RerankPerfError
 from .hardware import HardwareProfile
 from .measurements.cell import Cell, CellResult, RoundsPolicy
@@ -102,6 +103,29 @@ def rerank_runner(
     return runner
 
 
+class VariantRunners:
+    """One ``CellRunner`` per variant, built on first use over the reference's model; ``predict``'s is the
+    reference runner itself. Variant runners check their scores against the reference before measuring."""
+
+    def __init__(self, reference: CellRunner, inject_slowdown: float) -> None:
+        self.reference = reference
+        self.inject_slowdown = inject_slowdown
+        self.runners: dict[str, CellRunner] = {REFERENCE: reference}
+
+    def __call__(self, variant: str) -> CellRunner:
+        if variant not in self.runners:
+            ref = self.reference
+            model = build_variant(ref.model, variant)
+            self.runners[variant] = CellRunner(model, ref.profile, ref.policy, self.inject_slowdown, ref.model)
+        return self.runners[variant]
+
+
+@pytest.fixture(scope="session")
+def rerank_runners(rerank_runner: CellRunner, rerank_options: RerankOptions) -> VariantRunners:
+    """``rerank_runners(variant) -> CellRunner``: the runner of a ``--rerank-variants`` configuration."""
+    return VariantRunners(rerank_runner, rerank_options.inject_slowdown)
+
+
 @pytest.fixture
 def rerank_cell(request: pytest.FixtureRequest) -> Cell:
     """This matrix cell (num_pairs, batch_size, workload label), from the plugin's plain-JSON parameter."""
@@ -134,18 +158,31 @@ def rerank_workload(
 
 
 @pytest.fixture
-def rerank_bench(benchmark: Any, rerank_runner: CellRunner, rerank_session: RerankSession) -> Any:
-    """``rerank_bench(workload, batch_size) -> CellResult``: one matrix cell through pytest-benchmark.
+def rerank_bench(
+    request: pytest.FixtureRequest, benchmark: Any, rerank_runners: VariantRunners, rerank_session: RerankSession
+) -> Any:
+    """``rerank_bench(workload, batch_size, variant=None) -> CellResult``: one matrix cell through pytest-benchmark
+    (``variant`` None: this test's ``rerank_cell`` variant, or ``predict`` in a test without one).
 
     An out-of-memory cell is recorded and reported as skipped with the reason (never a pass), and so are larger
-    batch sizes of the same workload after it.
+    batch sizes of the same workload after it. A variant whose scores differ from predict's fails its test.
     """
 
-    def run(workload: Workload, batch_size: int) -> CellResult:
+    callspec = getattr(request.node, "callspec", None)
+    param = callspec.params.get("rerank_cell") if callspec is not None else None
+    own = Cell.of(param).variant if param is not None else REFERENCE
+
+    def run(workload: Workload, batch_size: int, variant: str | None = None) -> CellResult:
+        try:
+            runner = rerank_runners(variant or own)
+        except RerankPerfError as exc:
+            pytest.fail(str(exc), pytrace=False)
         benchmark.group = f"rerank n={workload.num_pairs} {workload.id}"
-        result = rerank_runner.run(benchmark, workload, batch_size)
+        result = runner.run(benchmark, workload, batch_size)
         rerank_session.add_cell(result)
         benchmark.extra_info.update(result.to_dict())
+        if result.status == "rejected":
+            pytest.fail(f"WRONG SCORES: {result.reason}", pytrace=False)
         if result.status != "ok":
             pytest.skip(f"{result.status.upper()}: {result.reason}")
         return result

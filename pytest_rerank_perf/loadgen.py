@@ -10,6 +10,7 @@ meets a target with no errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,9 @@ from .errors import RerankPerfError
 from .stats import Percentiles
 
 Submit = Callable[[int], Awaitable[Any]]  # submit(request_index) -> awaitable that completes with the response
+# A server whose model worker is busy this much of the time at its max rate has no more to give from the host
+# side: its rate is the model's. Below it the model waited on something else (the event loop, tokenization).
+MODEL_BOUND = 0.8
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class LoadPoint:
     arrival_rate: float | None = None  # open loop: requests/s actually issued (the generator's own fidelity)
     concurrency: int | None = None  # closed loop: requests in flight
     server: str = ""
+    model_busy: float | None = None  # share of the point's wall time the model worker was busy, where metered
+    host_busy: float | None = None  # share the tokenizer thread was busy (a batcher that tokenizes apart), or None
 
     @property
     def throughput_rps(self) -> float:
@@ -153,6 +159,7 @@ class RateSearch:
 
     p99_target_s: float
     points: list[LoadPoint] = field(default_factory=list)
+    stopped: str | None = None  # why the search ended early (requests failed), or None
 
     @property
     def best(self) -> LoadPoint | None:
@@ -164,10 +171,34 @@ class RateSearch:
         best = self.best
         return best.target_rate if best else None
 
+    @property
+    def saturated(self) -> LoadPoint | None:
+        """The lowest rate above the max rate that missed the target: where the server ran out of capacity."""
+        best = self.best
+        above = [p for p in self.points if best and (p.target_rate or 0) > (best.target_rate or 0)]
+        return min(above, key=lambda p: p.target_rate or 0.0, default=None)
+
+    @property
+    def bound(self) -> str | None:
+        """What held the max rate, judged where the server saturated (the first missed rate above it): ``model``
+        when the model worker was busy at least ``MODEL_BOUND`` of the time there; ``host`` when the tokenizer
+        thread was; ``latency`` when neither was (the p99 target broke first: batching delay, queueing, the
+        event loop); None where not metered or never saturated."""
+        point = self.saturated
+        if self.best is None or point is None or point.model_busy is None:
+            return None
+        if point.model_busy >= MODEL_BOUND:
+            return "model"
+        return "host" if (point.host_busy or 0.0) >= MODEL_BOUND else "latency"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "p99_target_s": self.p99_target_s,
             "max_rate": self.max_rate,
+            "bound": self.bound,
+            "model_busy": self.saturated.model_busy if self.saturated and self.best else None,
+            "host_busy": self.saturated.host_busy if self.saturated and self.best else None,
+            "stopped": self.stopped,
             "points": [p.to_dict() for p in sorted(self.points, key=lambda p: p.target_rate or 0.0)],
         }
 
@@ -187,8 +218,23 @@ async def find_max_rate(
     async def passes(rate: float) -> bool:
         point = await measure(rate)
         search.points.append(point)
+        if point.errors:  # failures are not a matter of rate: stop here, and say so
+            search.stopped = f"{point.errors} of {point.requests} requests failed at {rate:,.1f} req/s"
+            raise _Failed
         return point.meets(p99_target_s)
 
+    with contextlib.suppress(_Failed):
+        await _bracket_and_bisect(passes, start_rate, max_rate, floor, refine_steps)
+    return search
+
+
+class _Failed(Exception):
+    """A load point had failed requests: the search ends there."""
+
+
+async def _bracket_and_bisect(
+    passes: Callable[[float], Awaitable[bool]], start_rate: float, max_rate: float, floor: float, refine_steps: int
+) -> None:
     lo: float | None = None
     hi: float | None = None
     rate = start_rate
@@ -209,11 +255,10 @@ async def find_max_rate(
                 break
             hi = rate
     if lo is None or hi is None:
-        return search  # nothing passes above the floor, or everything passes up to max_rate
+        return  # nothing passes above the floor, or everything passes up to max_rate
     for _ in range(refine_steps):
         mid = math.sqrt(lo * hi)
         if await passes(mid):
             lo = mid
         else:
             hi = mid
-    return search

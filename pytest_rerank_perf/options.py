@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from .backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
+from .backends import LOADERS
 from .backends.cross_encoder import validate_max_length
+from .backends.variants import parse_variants
 from .datafile import DataFile
 from .errors import UsageError, WorkloadError
 from .file_workload import num_pairs_axis, open_data_file
@@ -21,125 +22,17 @@ from .gate.thresholds import (
     parse_threshold_rules,
 )
 from .lengths import LengthDist, parse_length_dist
+from .option_table import _FLAGS, _OPTIONS, DEFAULT_BACKEND, DEFAULT_PAIR_TOKENS
 from .scenarios import BUILT_IN, Scenario, parse_scenarios
-from .validation import DEVICE_CHOICES, canonical_dtype, device_text, parse_int, parse_int_list
+from .validation import canonical_dtype, device_text, parse_int, parse_int_list
 from .workload import WorkloadSpec
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)
-# The CPU fallback (tiny twin) keeps the matrix small enough to finish in a few minutes on 2 cores.
-CPU_BATCH_SIZES = (1, 4, 16, 64)
+# The CPU fallback (tiny twin) keeps the matrix small enough to finish in a few minutes on 2 cores; it holds 8
+# (the seed tutorial's advice) and 32 (predict's default), the references every recommendation is measured against.
+CPU_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 CPU_NUM_PAIRS = (10, 50, 200)
-DEFAULT_PAIR_TOKENS = "fixed:256"
-
-# (option, ini key, default, help)
-_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "--rerank-model",
-        "rerank_model",
-        "auto",
-        f"model to measure: {MODEL_CHOICES} (auto: twin on GPU, twin-tiny on CPU)",
-    ),
-    ("--rerank-backend", "rerank_backend", DEFAULT_BACKEND, f"what serves the model: {', '.join(LOADERS)}"),
-    (
-        "--rerank-spread-processes",
-        "rerank_spread_processes",
-        "3",
-        "self-check: fresh processes that measure the run-to-run spread (at least 2)",
-    ),
-    (
-        "--rerank-processes",
-        "rerank_processes",
-        "1",
-        "fresh pytest processes that measure the matrix, pooled into this run's cells (this one plus K-1 more): the "
-        "gate then sees the between-process drift, and a recording keeps each process's median",
-    ),
-    ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
-    ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
-    ("--rerank-max-length", "rerank_max_length", str(DEFAULT_MAX_LENGTH), "tokens per pair before truncation"),
-    ("--rerank-batch-sizes", "rerank_batch_sizes", "", "comma-separated batch sizes (default depends on device)"),
-    ("--rerank-num-pairs", "rerank_num_pairs", "", "comma-separated pairs per predict call (default by device)"),
-    (
-        "--rerank-pair-tokens",
-        "rerank_pair_tokens",
-        DEFAULT_PAIR_TOKENS,
-        "encoded pair length: N, fixed:N, uniform:LOW-HIGH, longtail, longtail:MEDIAN",
-    ),
-    ("--rerank-seed", "rerank_seed", "0", "workload seed"),
-    (
-        "--rerank-workload",
-        "rerank_workload",
-        "",
-        'your own data instead of seeded pairs: a JSONL file of rerank requests {"query", "documents": [...]} '
-        '(one predict call per request) or flat pairs {"query", "document"} (num_pairs chunks), one shape per '
-        "file; relative to the current directory (an ini value: to the rootdir)",
-    ),
-    (
-        "--rerank-rounds",
-        "rerank_rounds",
-        "auto",
-        "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.5 s on CPU; 3x when recording) "
-        "or a number",
-    ),
-    (
-        "--rerank-cpu-threads",
-        "rerank_cpu_threads",
-        "1",
-        "torch threads on the CPU fallback (1: a shared 2-core machine repeats far better on one thread)",
-    ),
-    (
-        "--rerank-gate",
-        "rerank_gate",
-        "auto",
-        "what a regression does: enforce (fail the run), advisory (report only), off; auto: enforce on a GPU, "
-        "advisory on the CPU fallback, where one run differs from the next by up to ~35 percent",
-    ),
-    (
-        "--rerank-baseline-dir",
-        "rerank_baseline_dir",
-        "baselines",
-        "directory of baseline profiles (one JSON per hardware profile), relative to the rootdir, or a store URL",
-    ),
-    (
-        "--rerank-alpha",
-        "rerank_alpha",
-        str(DEFAULT_ALPHA),
-        "significance level of the gate's two one-sided tests: Mann-Whitney U on the rounds, and the process medians "
-        "against the between-process drift",
-    ),
-    (
-        "--rerank-report-dir",
-        "rerank_report_dir",
-        "reports",
-        "the report folder (index.md, report.json, plots, gate verdicts), relative to the rootdir",
-    ),
-    (
-        "--rerank-inject-slowdown",
-        "rerank_inject_slowdown",
-        "0",
-        "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires",
-    ),
-)
-# (flag, dest, help): on/off switches, command line only
-_FLAGS: tuple[tuple[str, str, str], ...] = (
-    (
-        "--rerank-save-baseline",
-        "rerank_save_baseline",
-        "record this run as the baseline for this hardware profile and model (only a complete run records; pool "
-        "processes with --rerank-processes 3)",
-    ),
-    ("--rerank-force", "rerank_force", "with --rerank-save-baseline: replace cells already recorded"),
-    (
-        "--rerank-baseline-append",
-        "rerank_baseline_append",
-        "with --rerank-save-baseline: pool this run's samples into cells already recorded (another process)",
-    ),
-    (
-        "--rerank-require-baseline",
-        "rerank_require_baseline",
-        "fail the run unless it is a full comparison: a baseline that holds every planned cell, all compared",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -169,6 +62,7 @@ class RerankOptions:
     spread_processes: int = 3
     processes: int = 1
     data: DataFile | None = None  # --rerank-workload: the user's data, read and checked once
+    variants: tuple[str, ...] = ("predict",)  # --rerank-variants: predict first, always
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -268,6 +162,7 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         backend=_parse_choice("--rerank-backend", raw["rerank_backend"], tuple(LOADERS)),
         spread_processes=parse_int("--rerank-spread-processes", raw["rerank_spread_processes"], minimum=2),
         processes=parse_int("--rerank-processes", raw["rerank_processes"]),
+        variants=parse_variants(raw["rerank_variants"]),
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from .backends.variants import check_variants
+from .errors import UsageError
 from .fixtures import (
     SESSION_KEY,
     rerank_bench,
@@ -23,6 +25,7 @@ from .fixtures import (
     rerank_model,
     rerank_options,
     rerank_runner,
+    rerank_runners,
     rerank_session,
     rerank_session_of,
     rerank_workload,
@@ -41,6 +44,7 @@ __all__ = [
     "rerank_model",
     "rerank_options",
     "rerank_runner",
+    "rerank_runners",
     "rerank_session",
     "rerank_workload",
 ]
@@ -55,16 +59,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise ``rerank_cell`` over num_pairs x batch_size, num_pairs-major so OOM boundaries are found in order,
-    and ``rerank_load_scenario`` over the concurrent scenarios."""
+    """Parametrise ``rerank_cell`` over num_pairs x batch_size x variant, num_pairs-major so OOM boundaries are
+    found in order, and ``rerank_load_scenario`` over the concurrent scenarios."""
     opts = get_options(metafunc.config)
     if "rerank_load_scenario" in metafunc.fixturenames:
         loaded = [s for s in opts.scenarios if s.concurrent]
         metafunc.parametrize("rerank_load_scenario", loaded, ids=[s.name for s in loaded])
     if "rerank_cell" not in metafunc.fixturenames:
         return
-    num_pairs, batch_sizes = opts.matrix(session_device(metafunc.config))
-    cells = [Cell(n, b, opts.workload_label) for n in num_pairs for b in batch_sizes]
+    device = session_device(metafunc.config)
+    try:
+        check_variants(opts.variants, device, opts.backend, opts.dtype)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    num_pairs, batch_sizes = opts.matrix(device)
+    # each variant's cell right after predict's: the score check and the comparison see the same warm model
+    cells = [Cell(n, b, opts.workload_label, v) for n in num_pairs for b in batch_sizes for v in opts.variants]
     # indirect, with plain-JSON params: pytest-benchmark saves them, and names runs by the id (workload included)
     metafunc.parametrize("rerank_cell", [c.param() for c in cells], ids=[c.id for c in cells], indirect=True)
 

@@ -15,15 +15,12 @@ Scenarios are built in and can be changed or added in ini/TOML, one line each::
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .errors import UsageError
-
-PREDICT_DEFAULT_BATCH = 32  # CrossEncoder.predict's own default: the figure a recommendation is compared with
 
 
 @dataclass(frozen=True)
@@ -141,6 +138,11 @@ class Recommendation:
     description: str
     batch_size: int | None  # None: nothing measured meets the limits
     server: str | None = None  # concurrent scenarios: the server configuration
+    variant: str | None = None  # cell scenarios: the backend configuration (backends/variants.py)
+    # the chosen configuration's pairs/s over predict's at the library default and at the tutorial's batch size, both
+    # measured in this run on the same sizes; None where this run did not measure them (a note says so)
+    vs_predict_bs32: float | None = None
+    vs_predict_bs8: float | None = None
     max_length: int | None = None
     judged_on: tuple[int, ...] = ()  # num_pairs of the cells (or pairs per request) it was judged on
     pairs_per_s: float | None = None  # worst case over judged_on
@@ -153,99 +155,6 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _vram(cell: Mapping[str, Any]) -> int | None:
-    """The process's peak as NVML saw it where sampled (it includes the CUDA context), else torch's reserved."""
-    return cell.get("nvml_peak_process_bytes") or cell.get("peak_vram_reserved_bytes")
-
-
-def _p99(cell: Mapping[str, Any]) -> float:
-    return float(((cell.get("latency_s") or {}).get("call") or {}).get("p99", math.inf))
-
-
-def _judged_sizes(scenario: Scenario, measured: Sequence[int]) -> tuple[list[int], list[str]]:
-    inside = [
-        n for n in measured if n >= scenario.min_pairs and (scenario.max_pairs is None or n <= scenario.max_pairs)
-    ]
-    if inside:
-        return inside, []
-    above = [n for n in measured if n >= scenario.request_pairs]
-    if above:
-        n = min(above)
-        return [n], [f"no cell measured {scenario.pairs_text} pairs; judged on {n} pairs per call (a harder case)"]
-    n = max(measured)
-    return [n], [f"no cell measured {scenario.pairs_text} pairs; judged on {n} pairs per call (an easier case)"]
-
-
-def recommend_from_cells(
-    scenario: Scenario, cells: Sequence[Mapping[str, Any]], max_length: int | None
-) -> Recommendation:
-    """The batch size with the highest worst-case pairs/s whose cells all meet the scenario's limits."""
-    ok = [c for c in cells if c.get("status") == "ok" and c.get("pairs_per_s")]
-    if not ok:
-        return Recommendation(scenario.name, scenario.description, None, notes=("no measured cells",))
-    sizes, notes = _judged_sizes(scenario, sorted({int(c["num_pairs"]) for c in ok}))
-    by_bs: dict[int, list[Mapping[str, Any]]] = {}
-    for c in ok:
-        if int(c["num_pairs"]) in sizes:
-            by_bs.setdefault(int(c["batch_size"]), []).append(c)
-    feasible: list[tuple[float, int, float, int | None]] = []  # (worst pairs/s, batch, worst p99, worst vram)
-    rejected: list[str] = []
-    for bs, group in sorted(by_bs.items()):
-        if len(group) < len(sizes):
-            rejected.append(f"bs {bs}: not measured at every size")
-            continue
-        p99 = max(_p99(c) for c in group)
-        vrams = [v for v in (_vram(c) for c in group) if v]
-        vram = max(vrams) if vrams else None
-        if scenario.p99_s is not None and p99 > scenario.p99_s:
-            rejected.append(f"bs {bs}: p99 {p99 * 1e3:.1f} ms > {scenario.p99_s * 1e3:.0f} ms")
-            continue
-        if scenario.vram_bytes is not None and vram is not None and vram > scenario.vram_bytes:
-            rejected.append(f"bs {bs}: VRAM {vram / 2**30:.2f} GiB > {scenario.vram_bytes / 2**30:.2f} GiB")
-            continue
-        feasible.append((min(float(c["pairs_per_s"]) for c in group), bs, p99, vram))
-    if scenario.vram_bytes is not None and not any(_vram(c) for c in ok):
-        notes.append("no VRAM figure here (CPU): the VRAM cap was not checked")
-    if not feasible:
-        return Recommendation(
-            scenario.name,
-            scenario.description,
-            None,
-            max_length=max_length,
-            judged_on=tuple(sizes),
-            notes=(*notes, "no batch size meets the limits: " + "; ".join(rejected)),
-        )
-    feasible.sort(key=lambda f: (-f[0], f[1]))
-    best_tp, best_bs, p99, vram = feasible[0]
-    margin = []
-    if scenario.p99_s is not None:
-        margin.append(
-            f"p99 {p99 * 1e3:.1f} ms of {scenario.p99_s * 1e3:.0f} ms ({1 - p99 / scenario.p99_s:.0%} headroom)"
-        )
-    elif math.isfinite(p99):  # no SLO to hold it against: still say what the chosen batch size costs
-        margin.append(f"p99 {p99 * 1e3:.1f} ms")
-    if scenario.vram_bytes is not None and vram is not None:
-        margin.append(f"VRAM {vram / 2**30:.2f} of {scenario.vram_bytes / 2**30:.2f} GiB")
-    if len(feasible) > 1:
-        runner = feasible[1]
-        margin.append(f"{best_tp / runner[0] - 1:+.1%} pairs/s over the next best (bs {runner[1]})")
-    default = next((f for f in feasible if f[1] == PREDICT_DEFAULT_BATCH), None)
-    if default and best_bs != PREDICT_DEFAULT_BATCH:
-        margin.append(f"{best_tp / default[0] - 1:+.1%} over predict's default bs {PREDICT_DEFAULT_BATCH}")
-    return Recommendation(
-        scenario.name,
-        scenario.description,
-        best_bs,
-        max_length=max_length,
-        judged_on=tuple(sizes),
-        pairs_per_s=best_tp,
-        p99_s=p99,
-        vram_bytes=vram,
-        margin="; ".join(margin),
-        notes=tuple(notes),
-    )
 
 
 def recommend_from_load(scenario: Scenario, load: Mapping[str, Any] | None) -> Recommendation:

@@ -80,7 +80,7 @@ class RerankSession:
     def _planned_cells(self, items: Sequence[pytest.Item]) -> list[str]:
         specs = [getattr(item, "callspec", None) for item in items]
         cells = [Cell.of(s.params["rerank_cell"]) for s in specs if s is not None and "rerank_cell" in s.params]
-        return [cell_key(self.options.workload_id(c.num_pairs), c.batch_size) for c in cells]
+        return [cell_key(self.options.workload_id(c.num_pairs), c.batch_size, c.variant) for c in cells]
 
     # --- the end of the run -----------------------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:
     notes = " ".join(f"({n})" for n in r.get("notes") or [])  # what it was judged on, where that is not obvious
     if r.get("server"):
         return head + f"{r['server']} at {r['max_rate']:,.1f} req/s. {r['margin']} {notes}".rstrip()
-    return head + f"batch_size {r['batch_size']} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']} {notes}".rstrip()
+    variant = r.get("variant") or "predict"
+    choice = f"batch_size {r['batch_size']}" if variant == "predict" else f"{variant}, batch_size {r['batch_size']}"
+    return head + f"{choice} ({r['pairs_per_s']:,.1f} pairs/s). {r['margin']} {notes}".rstrip()
 
 
 def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Sequence[str]) -> None:

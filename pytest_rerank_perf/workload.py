@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .backends.batch_plans import BatchPlan, predict_plan
 from .datafile import load_jsonl_pairs
 from .errors import WorkloadError
 from .lengths import Fixed, LengthDist, LongTail, Uniform, parse_length_dist
@@ -132,20 +133,26 @@ class Workload:
     def real_tokens(self, max_length: int | None = None) -> int:
         return sum(self.truncated_lengths(max_length))
 
-    def batch_shapes(self, batch_size: int, max_length: int | None = None) -> list[tuple[int, int]]:
-        """(pairs, padded length) of each batch a round's ``CrossEncoder.predict(call, batch_size)`` calls run."""
+    def batch_shapes(
+        self, batch_size: int, max_length: int | None = None, plan: BatchPlan | None = None
+    ) -> list[tuple[int, int]]:
+        """(pairs, padded length) of each batch a round's predict calls run: ``CrossEncoder.predict``'s order, or
+        ``plan(pairs, lengths, batch_size)``, a backend's own (``Reranker.batches``)."""
         lengths = self.truncated_lengths(max_length)
         shapes = []
         for first, stop in self.call_slices():
-            order = [first + i for i in crossencoder_order(self.pairs[first:stop])]
-            for start in range(0, len(order), batch_size):
-                batch = [lengths[i] for i in order[start : start + batch_size]]
-                shapes.append((len(batch), max(batch)))
+            call = lengths[first:stop]
+            batches = (
+                plan(self.pairs[first:stop], call, batch_size)
+                if plan
+                else predict_plan(self.pairs[first:stop], batch_size)
+            )
+            shapes += [(len(batch), max(call[i] for i in batch)) for batch in batches]
         return shapes
 
-    def batch_stats(self, batch_size: int, max_length: int | None = None) -> TokenStats:
+    def batch_stats(self, batch_size: int, max_length: int | None = None, plan: BatchPlan | None = None) -> TokenStats:
         """Tokens of a round's predict calls: same order, same padding to the longest of each batch."""
-        shapes = self.batch_shapes(batch_size, max_length)
+        shapes = self.batch_shapes(batch_size, max_length, plan)
         costs = [b * n for b, n in shapes]
         return TokenStats(
             len(self.pairs), batch_size, len(shapes), self.real_tokens(max_length), sum(costs), max(costs, default=0)

@@ -17,6 +17,7 @@ from pytest_rerank_perf.measurements.load import LoadResults
 from pytest_rerank_perf.measurements.matrix_result import MatrixResult
 from pytest_rerank_perf.measurements.oom_boundary import Boundary, OomBoundaries
 from pytest_rerank_perf.measurements.overhead import OverheadResult
+from pytest_rerank_perf.measurements.router import RouterResult
 from pytest_rerank_perf.measurements.selfcheck import Check, SelfCheckResult
 from pytest_rerank_perf.report.run_report import RunReport, merge_reports
 from pytest_rerank_perf.scenarios import BUILT_IN
@@ -70,7 +71,7 @@ def test_stand_ins_and_the_cross_encoder_implement_the_protocol(tiny_model: back
 def test_registries_name_what_exists() -> None:
     assert "sentence-transformers" in backends.LOADERS
     assert "file" in store.STORES
-    expected = {"selfcheck", "data", "matrix", "overhead", "oom_boundary", "load", "invariance"}
+    expected = {"selfcheck", "data", "matrix", "overhead", "oom_boundary", "load", "router", "invariance"}
     assert {p.key for p in PROCEDURES} == expected
 
 
@@ -98,6 +99,7 @@ def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
             "invariance": InvarianceResult("fp16", [0.01 * boundary / 128]),
             "overhead": OverheadResult(0.01, (0.0, 0.02), 40, 50, 16, 0.1),
             "load": LoadResults({f"s{boundary}": {"servers": {}}}),
+            "router": RouterResult({"char lengths, max_batch 32": [{"callers": 1, "requests_per_s": 2.0}]}, 10),
             "selfcheck": SelfCheckResult([Check(f"check on {device}", "1 ms", "pass")]),
             "data": DataProfiles(
                 {"w": DataProfile.of("w", "seeded", "seeded", [10, 20], [2], 512).with_padding(2, {})}

@@ -264,12 +264,13 @@ def test_inference_runs_off_the_event_loop() -> None:
 
 
 def _run_queued(config: BatcherConfig, items: list[tuple[Pair, int]]) -> DynamicBatcher:
-    """Queue everything before the collector looks, then drain: batch formation is deterministic."""
-    lengths = dict(items)
+    """Queue everything before the collector looks, then drain: batch formation is deterministic. Each pair's
+    length is its character count (taken inline, so every request is queued at once): a document of n - 1 chars."""
+    items = [((q, "d" * (n - len(q))), n) for (q, _), n in items]
     model = StandIn()
 
     async def main() -> DynamicBatcher:
-        batcher = await DynamicBatcher(model, config, lambda ps: [lengths[p] for p in ps]).start()
+        batcher = await DynamicBatcher(model, config).start()
         tasks = [asyncio.ensure_future(batcher.rerank([p])) for p, _ in items]
         await asyncio.sleep(0)
         await batcher.close()
@@ -317,3 +318,80 @@ def test_bad_input_and_bad_config_get_clear_errors() -> None:
             await DynamicBatcher(StandIn()).rerank([("q", "d")])
 
     run(unstarted())
+
+
+class CountingTokenizer:
+    """The model's tokenizer, counting every pair it encodes (as a text or a text pair)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.pairs = 0
+
+    def __call__(self, text: Any, text_pair: Any = None, **kwargs: Any) -> Any:
+        self.pairs += len(text) if isinstance(text, list) else 1
+        return self.inner(text, text_pair, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_the_batcher_tokenizes_each_request_once_and_the_model_gets_token_ids(
+    tiny_model: CrossEncoderReranker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_rerank_perf.batcher_config import encoded_predict, token_ids
+
+    workload = build_workload(WorkloadSpec(Uniform(20, 120), seed=5), tiny_model.tokenizer, 48)
+    requests = [list(workload.pairs[i : i + 6]) for i in range(0, 48, 6)]
+    counting = CountingTokenizer(tiny_model.cross_encoder.tokenizer)
+    monkeypatch.setattr(type(tiny_model), "tokenizer", property(lambda self: counting))
+    given: list[Any] = []
+
+    def predict(encoded: list[Any]) -> Any:
+        given.extend(encoded)
+        return encoded_predict(tiny_model)(encoded)
+
+    async def main() -> list[np.ndarray]:
+        async with DynamicBatcher(predict, BatcherConfig(max_batch=16), prepare=token_ids(tiny_model)) as b:
+            return await asyncio.gather(*(b.rerank(r) for r in requests))
+
+    got = run(main())
+    assert counting.pairs == len(workload.pairs)  # every pair tokenized exactly once, none a second time
+    assert all(isinstance(ids, tuple) and all(isinstance(t, int) for t in ids) for ids in given)
+    monkeypatch.undo()
+    for request, scores in zip(requests, got, strict=True):
+        np.testing.assert_allclose(scores, tiny_model.predict(request, len(request)), atol=ABS_TOLERANCE["fp32"])
+
+
+def test_tokenization_never_blocks_the_event_loop() -> None:
+    tokenize_s = 0.15  # per request: a blocked loop would stall its heartbeat at least this long
+
+    def slow_prepare(pairs: Sequence[Pair]) -> list[tuple[Any, int]]:
+        threading.Event().wait(tokenize_s)  # the tokenizer thread is busy; the loop must not be
+        return [(p, len(p[0]) + len(p[1])) for p in pairs]
+
+    async def main() -> float:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.ensure_future(heartbeat())
+        async with DynamicBatcher(StandIn(), BatcherConfig(max_batch=8), prepare=slow_prepare) as b:
+            await asyncio.gather(*(b.rerank([(f"q{i}", "d")]) for i in range(3)))
+        done.set()
+        await beat
+        return max(gaps)
+
+    assert run(main()) < tokenize_s / 2
+
+
+def test_a_batcher_takes_prepare_or_lengths_not_both() -> None:
+    with pytest.raises(RerankPerfError, match=r"prepare .* or lengths, not both"):
+        DynamicBatcher(StandIn(), lengths=lambda pairs: [1] * len(pairs), prepare=lambda pairs: [])

@@ -75,7 +75,7 @@ def test_the_whole_suite_records_a_baseline_on_one_fake_gpu(
     _on_fake(monkeypatch)
     result = suite.runpytest(*MATRIX, "bench", "--rerank-save-baseline")
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=9)  # the matrix, 4 boundaries, overhead, invariance, the batcher: nothing skipped
+    result.assert_outcomes(passed=10)  # matrix, 4 boundaries, overhead, invariance, batcher, router: none skipped
     result.stdout.fnmatch_lines(["*profile nvidia-h100-80gb-hbm3: NVIDIA H100 80GB HBM3*", "*on cuda:0, fp16*"])
     report = _report(suite)
     for cell in report["cells"]:

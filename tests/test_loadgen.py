@@ -10,7 +10,7 @@ import pytest
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict
 from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.loadgen import LoadPoint, closed_loop, find_max_rate, open_loop, poisson_schedule
+from pytest_rerank_perf.loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop, poisson_schedule
 from pytest_rerank_perf.stats import Percentiles
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
 
@@ -119,3 +119,49 @@ def test_find_max_rate_reports_none_when_nothing_passes() -> None:
     search = asyncio.run(find_max_rate(measure, p99_target_s=0.1, start_rate=10.0, min_rate=1.0))
     assert search.max_rate is None
     assert min(p.target_rate or 0 for p in search.points) >= 1.0
+
+
+def _point(rate: float, p99: float, busy: float | None, host: float | None = None) -> LoadPoint:
+    latency = Percentiles.of([p99])
+    return LoadPoint("open", 10, 10, 0, 1.0, latency, 1, target_rate=rate, model_busy=busy, host_busy=host)
+
+
+def test_a_max_rate_says_whether_the_model_or_the_host_held_it() -> None:
+    # judged where the server saturated: the first missed rate above the max rate
+    model_bound = RateSearch(0.1, [_point(10, 0.05, 0.3), _point(20, 0.08, 0.6), _point(40, 0.4, 0.97)])
+    assert (model_bound.max_rate, model_bound.bound) == (20, "model")
+    assert model_bound.to_dict()["model_busy"] == 0.97
+    host_bound = RateSearch(0.1, [_point(20, 0.08, 0.35, 0.7), _point(40, 0.4, 0.4, 0.95)])
+    assert host_bound.bound == "host"
+    assert host_bound.to_dict()["host_busy"] == 0.95
+    latency_bound = RateSearch(0.1, [_point(20, 0.08, 0.35, 0.1), _point(40, 0.4, 0.4, 0.2)])
+    assert latency_bound.bound == "latency"  # neither saturated: the p99 target broke first
+    assert RateSearch(0.1, [_point(20, 0.08, 0.5), _point(40, 0.4, None)]).bound is None  # not metered: no claim
+    assert RateSearch(0.1, [_point(20, 0.08, 0.5)]).bound is None  # never saturated: nothing to say
+    assert RateSearch(0.1, [_point(20, 0.5, 0.9)]).to_dict()["bound"] is None  # nothing met the target
+
+
+async def _failing(i: int) -> None:
+    raise RuntimeError("boom")
+
+
+def test_a_rate_search_with_failed_requests_stops_and_says_why() -> None:
+    search = asyncio.run(find_max_rate(lambda r: open_loop(_failing, r, 5), 0.1, 100.0))
+    assert len(search.points) == 1
+    assert search.stopped == "5 of 5 requests failed at 100.0 req/s"
+    assert search.to_dict()["max_rate"] is None
+
+
+def test_the_router_benchmark_reports_every_caller_count_per_intake() -> None:
+    from pytest_rerank_perf.backends.standin import CostModel
+    from pytest_rerank_perf.measurements import router
+
+    pool = [[(f"q{i}", f"d{j}") for j in range(3)] for i in range(4)]
+    result = router.measure_router(CostModel(lambda n, b: 0.0), pool)
+    assert set(result.sweeps) == {f"{i}, max_batch {m}" for i in ("char lengths", "tokenize once") for m in (32, 128)}
+    for points in result.sweeps.values():
+        assert [p["callers"] for p in points] == list(router.ROUTER_CALLERS)
+        assert all(p["us_per_request"] == pytest.approx(1e6 / p["requests_per_s"]) for p in points)
+    again = router.RouterResult.from_report(result.report_fields())
+    assert again is not None
+    assert again.table().text() == result.table().text()

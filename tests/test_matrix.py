@@ -189,7 +189,7 @@ def test_matrix_ids_and_order(pytester: pytest.Pytester) -> None:
 def test_cpu_default_matrix(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_cell(rerank_cell):\n    pass\n")
     result = pytester.runpytest("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*12 tests collected*"])  # CPU_NUM_PAIRS x CPU_BATCH_SIZES = 3 x 4
+    result.stdout.fnmatch_lines(["*18 tests collected*"])  # CPU_NUM_PAIRS x CPU_BATCH_SIZES = 3 x 6
 
 
 def test_bad_rounds_option(pytester: pytest.Pytester) -> None:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from pytest_rerank_perf.cell_choice import recommend_from_cells
 from pytest_rerank_perf.errors import UsageError
 from pytest_rerank_perf.recommendations import recommend
-from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios, recommend_from_cells
+from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios
 
 
 def cell(
@@ -83,19 +84,47 @@ def test_recommendation_maximises_worst_case_throughput_within_the_limits() -> N
     assert rec.pairs_per_s == 300
     assert rec.p99_s == pytest.approx(0.09)
     assert "10% headroom" in rec.margin
-    assert "+3.4% pairs/s over the next best (bs 4)" in rec.margin
+    assert "+3.4% pairs/s over the next best (predict(bs=4))" in rec.margin
 
 
 def test_recommendation_says_when_nothing_fits_and_why() -> None:
     rec = recommend_from_cells(Scenario("s", 1, 10, 0.01), [cell(10, 1, 100, 50), cell(10, 8, 300, 20)], 512)
     assert rec.batch_size is None
-    assert "bs 1: p99 50.0 ms > 10 ms" in rec.notes[-1]
+    assert "predict(bs=1): p99 50.0 ms > 10 ms" in rec.notes[-1]
 
 
 def test_recommendation_judges_on_a_harder_size_when_the_range_was_not_measured() -> None:
     rec = recommend_from_cells(Scenario("edge", 1, 5, 0.1), [cell(10, 4, 100, 20), cell(50, 4, 200, 90)], 512)
     assert rec.judged_on == (10,)
     assert "harder case" in rec.notes[0]
+
+
+def test_recommendation_names_the_variant_and_its_ratio_to_predict_at_32_and_8() -> None:
+    def variant(n: int, bs: int, tp: float, p99: float, name: str, status: str = "ok") -> dict[str, Any]:
+        return {**cell(n, bs, tp, p99, status=status), "variant": name}
+
+    cells = [
+        cell(50, 8, 300, 40),
+        cell(50, 32, 240, 90),
+        variant(50, 8, 420, 30, "token-sorted"),
+        variant(50, 32, 360, 70, "token-sorted"),
+        variant(50, 16, 9999, 5, "token-budget", status="rejected"),  # wrong scores: never a candidate
+    ]
+    rec = recommend_from_cells(Scenario("s", 50, None, 0.5), cells, 512)
+    assert (rec.variant, rec.batch_size) == ("token-sorted", 8)
+    assert rec.vs_predict_bs32 == pytest.approx(420 / 240)
+    assert rec.vs_predict_bs8 == pytest.approx(420 / 300)
+    assert "1.75x predict(bs=32); 1.40x predict(bs=8)" in rec.margin
+
+
+def test_a_reference_this_run_did_not_measure_gives_no_ratio_and_says_so() -> None:
+    cells = [cell(50, 4, 300, 40), cell(50, 16, 280, 60)]
+    rec = recommend_from_cells(Scenario("s", 50, None, None), cells, 512)
+    assert (rec.variant, rec.batch_size) == ("predict", 4)
+    assert rec.vs_predict_bs32 is None
+    assert rec.vs_predict_bs8 is None
+    assert "predict(bs=32) was not measured at these sizes in this run: no ratio to it" in rec.notes
+    assert "predict(bs=8) was not measured at these sizes in this run: no ratio to it" in rec.notes
 
 
 def test_oom_cells_never_win() -> None:

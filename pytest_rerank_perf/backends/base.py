@@ -13,7 +13,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .batch_plans import Batches
+from .encoded import Encoded
 from .identity import ModelIdentity
+from .phases import PhaseRecorder
 
 Pair = tuple[str, str]
 
@@ -22,6 +25,7 @@ Pair = tuple[str, str]
 class Reranker(Protocol):
     identity: ModelIdentity
     device: str  # "cpu" or "cuda:N": where its work runs (timing and memory are read there)
+    variant: str  # "predict" for the reference; a variant's name (backends/variants.py) otherwise
 
     @property
     def tokenizer(self) -> Any:
@@ -33,6 +37,16 @@ class Reranker(Protocol):
     def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
         """Raw logits (float64, no activation): what score-invariance checks compare."""
 
+    def batches(self, pairs: Sequence[Pair], lengths: Sequence[int], batch_size: int) -> Batches:
+        """Indices of each batch ``predict(pairs, batch_size)`` runs, in order (``lengths``: encoded, truncated):
+        what the cell's padding and FLOP figures are counted over."""
+
+    def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
+        """Each pair's input ids, truncated as the model sees them: tokenized once, scored by ``predict_encoded``."""
+
+    def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int) -> np.ndarray:
+        """Scores of pairs ``encode`` tokenized (no second tokenization): what the dynamic batcher calls."""
+
     def batch_module(self) -> Any | None:
         """A torch module whose forward runs exactly one batch (hooked for per-batch timing), or None."""
 
@@ -41,3 +55,7 @@ class Reranker(Protocol):
 
     def truncating_at(self, max_length: int) -> AbstractContextManager[None]:
         """Within the block, pairs are truncated at ``max_length`` tokens (the OOM boundary search uses it)."""
+
+    def timed_phases(self, recorder: PhaseRecorder) -> AbstractContextManager[bool]:
+        """Within the block, tokenization and host-to-device copies are reported to ``recorder``; yields whether
+        this backend reports them (the time breakdown says why not where it does not)."""

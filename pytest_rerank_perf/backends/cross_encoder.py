@@ -19,10 +19,13 @@ from ..errors import ModelNotFoundError, UsageError
 from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, quiet_progress_bars
 from ..validation import device_text, is_int
 from .base import Pair
+from .batch_plans import Batches, predict_plan, sorted_plan
+from .encoded import Encoded, encode, score_encoded
 from .found import find_model
 from .identity import ModelIdentity
 from .locate import broken_model_message
 from .model_config import check_max_length
+from .phases import NO_PHASES, PhaseRecorder
 from .precision import resolve_dtype, torch_dtype
 
 if TYPE_CHECKING:
@@ -34,27 +37,79 @@ MODEL_CHOICES = "auto, twin, twin-tiny, a local model directory, or a hub id in 
 
 @dataclass
 class CrossEncoderReranker:
-    """A loaded ``CrossEncoder`` (``.cross_encoder``) with its identity; implements ``Reranker``."""
+    """A loaded ``CrossEncoder`` (``.cross_encoder``) with its identity; implements ``Reranker``.
+
+    ``predict`` is ``CrossEncoder.predict`` exactly as users call it. ``attention`` names the attention kernel the
+    calls run with (None: as loaded); variants that change it share these weights (``backends/variants.py``), so
+    each of their calls sets it and puts the loaded one back."""
 
     cross_encoder: CrossEncoder
     identity: ModelIdentity
     device: str
+    variant: str = "predict"
+    attention: str | None = None
+
+    def __post_init__(self) -> None:
+        self._pad_id = self.cross_encoder.tokenizer.pad_token_id  # read once: the batcher's threads share the rest
 
     @property
     def tokenizer(self) -> Any:
         return self.cross_encoder.tokenizer
 
+    @contextlib.contextmanager
+    def _own_attention(self) -> Iterator[None]:
+        """This call on ``attention``'s kernel, the shared model back on its own after it (even on an error)."""
+        model: Any = self.cross_encoder.model
+        loaded = model.config._attn_implementation
+        if not self.attention or self.attention == loaded:
+            yield
+            return
+        model.set_attn_implementation(self.attention)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(loaded)
+
     def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
-        out = self.cross_encoder.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
+        with self._own_attention():
+            out = self.cross_encoder.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32).reshape(len(pairs))
 
     def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
         import torch
 
-        out = self.cross_encoder.predict(
-            list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
-        )
+        with self._own_attention():
+            out = self.cross_encoder.predict(
+                list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
+            )
         return np.asarray(out, dtype=np.float64).reshape(len(pairs))
+
+    def batches(self, pairs: Sequence[Pair], lengths: Sequence[int], batch_size: int) -> Batches:
+        return predict_plan(pairs, batch_size)
+
+    @property
+    def max_length(self) -> int:
+        """Where pairs are cut now (``truncating_at`` moves it)."""
+        return self.cross_encoder.max_seq_length or self.identity.max_length
+
+    def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
+        return encode(self.tokenizer, pairs, self.max_length)
+
+    def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int) -> np.ndarray:
+        """Scores of pairs tokenized by ``encode``: token-sorted batches of ``batch_size``, no second tokenization."""
+        plan = sorted_plan([len(e) for e in encoded], batch_size)
+        forward = self.batch_module()
+        with self._own_attention():
+            scores = score_encoded(
+                lambda f: forward({**f, "modality": "text"})["scores"],
+                self._pad_id,
+                encoded,
+                plan,
+                str(self.cross_encoder.device),  # where the weights are, as predict moves its batches
+                self.cross_encoder.activation_fn,
+                NO_PHASES,
+            )
+        return scores.astype(np.float32)
 
     def batch_module(self) -> Any:
         return self.cross_encoder[0]  # the Transformer module: one forward per batch
@@ -70,6 +125,31 @@ class CrossEncoderReranker:
             yield
         finally:
             self.cross_encoder.max_seq_length = old
+
+    @contextlib.contextmanager
+    def timed_phases(self, recorder: PhaseRecorder) -> Iterator[bool]:
+        """``predict``'s tokenization (``preprocess``: tokenize and pad) and its ``batch_to_device`` copies, reported
+        to ``recorder``: both are wrapped for the block and restored after it."""
+        from sentence_transformers.cross_encoder import model as st_model
+
+        ce, to_device = self.cross_encoder, st_model.batch_to_device
+        preprocess = ce.preprocess
+
+        def timed_preprocess(*args: Any, **kwargs: Any) -> Any:
+            with recorder.phase("tokenize"):
+                return preprocess(*args, **kwargs)
+
+        def timed_to_device(*args: Any, **kwargs: Any) -> Any:
+            with recorder.phase("h2d"):
+                return to_device(*args, **kwargs)
+
+        ce.preprocess = timed_preprocess  # type: ignore[method-assign]
+        st_model.batch_to_device = timed_to_device
+        try:
+            yield True
+        finally:
+            del ce.preprocess  # the instance attribute: the class's method shows through again
+            st_model.batch_to_device = to_device
 
 
 def resolve_model_spec(spec: str, device: str) -> str:

@@ -20,7 +20,10 @@ import numpy as np
 
 from .. import device as dev
 from .base import Pair, Reranker
+from .batch_plans import Batches, predict_plan
+from .encoded import Encoded
 from .identity import ModelIdentity
+from .phases import PhaseRecorder
 
 
 class Wrapped:
@@ -30,6 +33,7 @@ class Wrapped:
         self.inner = inner
         self.identity = inner.identity
         self.device = inner.device
+        self.variant = inner.variant
 
     @property
     def tokenizer(self) -> Any:
@@ -41,6 +45,15 @@ class Wrapped:
     def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
         return self.inner.logits(pairs, batch_size)
 
+    def batches(self, pairs: Sequence[Pair], lengths: Sequence[int], batch_size: int) -> Batches:
+        return self.inner.batches(pairs, lengths, batch_size)
+
+    def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
+        return self.inner.encode(pairs)
+
+    def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int) -> np.ndarray:
+        return self.inner.predict_encoded(encoded, batch_size)
+
     def batch_module(self) -> Any | None:
         return self.inner.batch_module()
 
@@ -49,6 +62,9 @@ class Wrapped:
 
     def truncating_at(self, max_length: int) -> AbstractContextManager[None]:
         return self.inner.truncating_at(max_length)
+
+    def timed_phases(self, recorder: PhaseRecorder) -> AbstractContextManager[bool]:
+        return self.inner.timed_phases(recorder)
 
 
 class OomAbove(Wrapped):
@@ -117,6 +133,7 @@ class CostModel:
         self.clock = clock
         self.identity = STANDIN_IDENTITY
         self.device = "cpu"
+        self.variant = "predict"
         self._tokenizer = tokenizer
 
     @property
@@ -138,6 +155,18 @@ class CostModel:
     def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
         return self.logits(pairs, batch_size).astype(np.float32)
 
+    def batches(self, pairs: Sequence[Pair], lengths: Sequence[int], batch_size: int) -> Batches:
+        return predict_plan(pairs, batch_size)
+
+    def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
+        """No tokenizer: a pair's "ids" are its score's hash input, so scores still follow the pair exactly."""
+        return [tuple(f"{q}\x00{d}".encode()) for q, d in pairs]
+
+    def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int) -> np.ndarray:
+        self._spend(self.cost(len(encoded), batch_size))
+        pairs = [tuple(bytes(e).decode().split("\x00", 1)) for e in encoded]
+        return np.array([pair_score((p[0], p[1])) for p in pairs], dtype=np.float32)
+
     def batch_module(self) -> None:
         return None
 
@@ -147,3 +176,7 @@ class CostModel:
     @contextlib.contextmanager
     def truncating_at(self, max_length: int) -> Iterator[None]:
         yield
+
+    @contextlib.contextmanager
+    def timed_phases(self, recorder: PhaseRecorder) -> Iterator[bool]:
+        yield False  # no tokenizer and no device: nothing to report

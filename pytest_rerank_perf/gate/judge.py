@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..store.schema import ModelBaseline, cell_key
+from ..store.schema import ModelBaseline, key_of
 from .compare import MetricComparison, compare_cell, compare_value, drifts_for, environment_warnings
 from .drift import Drift
 from .machine import machine_difference
@@ -23,25 +23,18 @@ Planned = Mapping[str, tuple[str, str]]
 
 def planned_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
     """What a run planned, from its matrix cells (report JSON): every cell that reached the runner, measured or not."""
-    return {
-        cell_key(c["workload_id"], c["batch_size"]): (str(c.get("status", "ok")), str(c.get("reason") or ""))
-        for c in cells
-    }
+    return {key_of(c): (str(c.get("status", "ok")), str(c.get("reason") or "")) for c in cells}
 
 
 def throttled_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Cell key -> throttle reasons, for the cells (report JSON) measured while the GPU was throttled."""
-    return {
-        cell_key(c["workload_id"], c["batch_size"]): (c.get("clocks") or {}).get("reasons") or ["unknown"]
-        for c in cells
-        if c.get("throttled")
-    }
+    return {key_of(c): (c.get("clocks") or {}).get("reasons") or ["unknown"] for c in cells if c.get("throttled")}
 
 
 def unwatched_cells(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     """GPU cells whose throttle state is unknown (no NVML clocks): compared, with a warning."""
     return [
-        cell_key(c["workload_id"], c["batch_size"])
+        key_of(c)
         for c in cells
         if c.get("status") == "ok" and str(c.get("device", "")).startswith("cuda") and c.get("throttled") is None
     ]

@@ -14,6 +14,7 @@ from .load import LoadResults
 from .matrix_result import MatrixResult
 from .oom_boundary import OomBoundaries
 from .overhead import OverheadResult
+from .router import RouterResult
 from .selfcheck import SelfCheckResult
 
 PROCEDURES: tuple[type[MeasurementResult], ...] = (
@@ -23,6 +24,7 @@ PROCEDURES: tuple[type[MeasurementResult], ...] = (
     OverheadResult,
     OomBoundaries,
     LoadResults,
+    RouterResult,
     InvarianceResult,
 )
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from .. import device as dev
 from ..trackers.metrics import METRICS
 
-Status = Literal["ok", "oom", "skipped"]
+Status = Literal["ok", "oom", "skipped", "rejected"]  # rejected: scores differ from predict's
 
 
 @dataclass(frozen=True, order=True)
@@ -18,20 +18,25 @@ class Cell:
     num_pairs: int
     batch_size: int
     workload: str = ""  # the workload's short label, e.g. "fixed256": test ids and saved params name it
+    variant: str = "predict"  # the backend configuration (backends/variants.py)
 
     @property
     def id(self) -> str:
-        """The pytest id, e.g. ``fixed256-n10-bs4``: pytest-benchmark pairs runs by it, so it names the workload."""
+        """The pytest id, e.g. ``fixed256-n10-bs4`` (``...-bs4-token-sorted`` for a variant): pytest-benchmark
+        pairs runs by it, so it names the workload and the variant."""
         prefix = f"{self.workload}-" if self.workload else ""
-        return f"{prefix}n{self.num_pairs}-bs{self.batch_size}"
+        suffix = "" if self.variant == "predict" else f"-{self.variant}"
+        return f"{prefix}n{self.num_pairs}-bs{self.batch_size}{suffix}"
 
     def param(self) -> dict[str, Any]:
-        """The test parameter as plain JSON (pytest-benchmark saves params in its JSON)."""
-        return {"workload": self.workload, "num_pairs": self.num_pairs, "batch_size": self.batch_size}
+        """The test parameter as plain JSON (pytest-benchmark saves it; predict's is as it was before variants)."""
+        param = {"workload": self.workload, "num_pairs": self.num_pairs, "batch_size": self.batch_size}
+        return param if self.variant == "predict" else {**param, "variant": self.variant}
 
     @staticmethod
     def of(param: Any) -> Cell:
-        return Cell(int(param["num_pairs"]), int(param["batch_size"]), str(param.get("workload", "")))
+        variant = str(param.get("variant", "predict"))
+        return Cell(int(param["num_pairs"]), int(param["batch_size"]), str(param.get("workload", "")), variant)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class CellResult:
             "batch_size": self.cell.batch_size,
             "num_pairs": self.cell.num_pairs,
             "workload_id": self.workload_id,
+            "variant": self.cell.variant,
             "rounds": self.rounds,
             "real_tokens": self.real_tokens,
             "padded_tokens": self.padded_tokens,

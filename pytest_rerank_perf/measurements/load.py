@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from .. import device as dev
 from ..backends import Pair, Reranker
-from ..batching import BatcherConfig, DynamicBatcher, token_counter
+from ..batcher_config import BusyMeter, encoded_predict, token_ids
+from ..batching import BatcherConfig, DynamicBatcher
 from ..loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
 from ..report.tables import Table, ms, rate
 from ..scenarios import Scenario
@@ -33,14 +34,19 @@ def point_seconds(device: str) -> float:
     return 2.0 if dev.is_cuda(device) else 1.0
 
 
-async def _search(submit: Submit, name: str, docs: int, p99: float, seconds: float) -> RateSearch:
+async def _search(
+    submit: Submit, name: str, docs: int, p99: float, seconds: float, meter: BusyMeter, host: BusyMeter | None = None
+) -> RateSearch:
     # One caller at a time gives the service time; start the search at half that rate.
     probe = await closed_loop(submit, 1, 20, docs, server=name)
     start = max(0.5, 0.5 * probe.throughput_rps)
 
     async def at(rate: float) -> LoadPoint:
         requests = int(min(5000, max(50, rate * seconds)))
-        return await open_loop(submit, rate, requests, docs, seed=int(rate * 1000), server=name)
+        busy, tokenizing = meter.seconds, host.seconds if host else 0.0
+        point = await open_loop(submit, rate, requests, docs, seed=int(rate * 1000), server=name)
+        host_busy = (host.seconds - tokenizing) / point.duration_s if host else None
+        return replace(point, model_busy=(meter.seconds - busy) / point.duration_s, host_busy=host_busy)
 
     return await find_max_rate(at, p99, start, refine_steps=3)
 
@@ -48,12 +54,14 @@ async def _search(submit: Submit, name: str, docs: int, p99: float, seconds: flo
 async def _fixed_batch(model: Reranker, pool: list[list[Pair]], docs: int, p99: float, seconds: float) -> RateSearch:
     """Per-request predict at a fixed batch size, one request at a time (a single worker thread)."""
     loop = asyncio.get_running_loop()
+    meter = BusyMeter()
+    predict = meter.wrap(model.predict)  # predict tokenizes inside the call: here tokenization is the "model"
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixed-predict") as single:
 
         async def submit(i: int) -> Any:
-            return await loop.run_in_executor(single, model.predict, pool[i % len(pool)], docs)
+            return await loop.run_in_executor(single, predict, pool[i % len(pool)], docs)
 
-        return await _search(submit, f"predict-bs{docs}", docs, p99, seconds)
+        return await _search(submit, f"predict-bs{docs}", docs, p99, seconds, meter)
 
 
 async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, seconds: float) -> dict[str, Any]:
@@ -63,16 +71,15 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     search = await _fixed_batch(model, pool, docs, p99, seconds)
     servers: dict[str, Any] = {reference: {**search.to_dict(), "max_batch": docs}}
 
-    def batch_predict(pairs: list[Pair]) -> Any:
-        return model.predict(pairs, len(pairs))  # the batcher chose the batch: one model call
-
-    lengths = token_counter(model.tokenizer, model.identity.max_length)
+    # tokenized once, in the batcher's tokenizer thread; the model is given token ids (one call per batch)
+    prepare, batch_predict = token_ids(model), encoded_predict(model)
     best: tuple[float, BatcherConfig] | None = None
     for max_batch in BATCHER_MAX_BATCH:
         config = BatcherConfig(max_batch=max_batch, max_wait_s=MAX_WAIT_S)
-        async with DynamicBatcher(batch_predict, config, lengths) as batcher:
+        meter, host = BusyMeter(), BusyMeter()
+        async with DynamicBatcher(meter.wrap(batch_predict), config, prepare=host.wrap(prepare)) as batcher:
             submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
-            search = await _search(submit, f"batcher-{config.id}", docs, p99, seconds)
+            search = await _search(submit, f"batcher-{config.id}", docs, p99, seconds, meter, host)
             mean_batch = batcher.stats.mean_batch
         servers[f"batcher-{config.id}"] = {**search.to_dict(), "max_batch": max_batch, "mean_batch": mean_batch}
         if search.max_rate and (best is None or search.max_rate > best[0]):
@@ -81,7 +88,7 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     sweep: list[dict[str, Any]] = []
     if best is not None:
         config = best[1]
-        async with DynamicBatcher(batch_predict, config, lengths) as batcher:
+        async with DynamicBatcher(batch_predict, config, prepare=prepare) as batcher:
             for c in CONCURRENCY:
                 submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
                 point = await closed_loop(submit, c, max(64, 8 * c), docs, server=f"batcher-{config.id}")
@@ -96,13 +103,28 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     }
 
 
+def request_pool(model: Reranker, spec: WorkloadSpec, docs: int) -> list[list[Pair]]:
+    """``POOL_REQUESTS`` seeded requests of ``docs`` pairs each."""
+    workload = build_workload(spec, model.tokenizer, docs * POOL_REQUESTS)
+    return [list(workload.pairs[i * docs : (i + 1) * docs]) for i in range(POOL_REQUESTS)]
+
+
 def measure_load(model: Reranker, spec: WorkloadSpec, scenario: Scenario) -> LoadResults:
     """The load procedure for one concurrent scenario, on a pool of seeded requests of its size."""
-    docs = scenario.request_pairs
-    workload = build_workload(spec, model.tokenizer, docs * POOL_REQUESTS)
-    pool = [list(workload.pairs[i * docs : (i + 1) * docs]) for i in range(POOL_REQUESTS)]
+    pool = request_pool(model, spec, scenario.request_pairs)
     result = asyncio.run(drive(model, pool, scenario, point_seconds(model.device)))
     return LoadResults({scenario.name: result})
+
+
+def _bound(result: Mapping[str, Any]) -> str:
+    """``  (model-bound: model busy 93% at saturation)``; the search's early stop; nothing where not metered."""
+    if result.get("stopped"):
+        return f"  (search stopped: {result['stopped']})"
+    bound, busy, host = result.get("bound"), result.get("model_busy"), result.get("host_busy")
+    if bound is None or busy is None:
+        return ""
+    tokenizer = "" if host is None else f", tokenizer {host:.0%}"
+    return f"  ({bound}-bound: model busy {busy:.0%}{tokenizer} at saturation)"
 
 
 def _p(point: Mapping[str, Any], key: str) -> float | None:
@@ -141,7 +163,7 @@ class LoadResults:
             )
             for server, result in load["servers"].items():
                 best = result.get("max_rate")
-                out.append(f"    {server:<28} {'none' if best is None else f'{best:,.1f} req/s'}")
+                out.append(f"    {server:<28} {'none' if best is None else f'{best:,.1f} req/s'}{_bound(result)}")
         return out
 
     def markdown(self, plots: Mapping[str, str]) -> list[str]:
@@ -171,10 +193,11 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
         points = sorted(result["points"], key=lambda p: p["target_rate"])
         best = next((p for p in points if p["target_rate"] == result.get("max_rate")), None)
         if best is None:
-            summary.append((f"`{server}`", "none", "-", "-"))
+            summary.append((f"`{server}`", "none", "-", "-", "-"))
         else:
             max_rate = f"{rate(best['target_rate'])} req/s"
-            summary.append((f"`{server}`", max_rate, rate(best["pairs_per_s"]), ms(_p(best, "p99"))))
+            bound = _bound(result).strip(" ()") or "-"
+            summary.append((f"`{server}`", max_rate, rate(best["pairs_per_s"]), ms(_p(best, "p99")), bound))
         for p in points:
             p99 = _p(p, "p99")
             meets = "yes" if p["errors"] == 0 and p99 is not None and p99 <= target else "no"
@@ -190,7 +213,8 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
                     meets,
                 )
             )
-    out += Table(("server", f"max rate with p99 <= {ms(target)}", "pairs/s there", "p99 there"), summary).markdown()
+    header = ("server", f"max rate with p99 <= {ms(target)}", "pairs/s there", "p99 there", "bound by")
+    out += Table(header, summary).markdown()
     if f"load-{name}.png" in plots:
         out += ["", f"![latency vs load](load-{name}.png)"]
     out += [

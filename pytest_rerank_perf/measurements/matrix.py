@@ -20,9 +20,13 @@ from ..flops import flops_per_batch, peak_flops
 from ..hardware import HardwareProfile
 from ..stats import Percentiles
 from ..trackers import TRACKERS, CallTracker, Span, Tracker, cell_fields, track
+from ..trackers.breakdown import BreakdownResult, BreakdownTracker
 from ..trackers.requests import RequestTimer
 from ..workload import Workload
-from .cell import Cell, CellResult, RoundsPolicy, null_fields
+from .cell import Cell, CellResult, RoundsPolicy, Status, null_fields
+from .variant_check import ReferenceScores, score_mismatch
+
+BREAKDOWN_ROUNDS = 5  # instrumented rounds after the measured ones (trackers/breakdown.py)
 
 
 def run_identity(model: Reranker, profile: HardwareProfile) -> dict[str, Any]:
@@ -46,6 +50,9 @@ class SlowdownInjector:
         self.fraction = fraction
         self.sync = dev.synchronizer(device)
         self._start = 0.0
+        if getattr(module, "_rerank_slowed", False):  # variants share predict's module: slow it once
+            return
+        module._rerank_slowed = True
         module.register_forward_pre_hook(self._pre)
         module.register_forward_hook(self._post)
 
@@ -67,12 +74,19 @@ class Unbenchmarked:
 
 
 class CellRunner:
-    """Runs cells for one reranker on one device; remembers out-of-memory boundaries between cells."""
+    """Runs cells for one reranker on one device; remembers out-of-memory boundaries between cells. A variant's
+    runner is given the ``reference`` (``predict``) its scores must match before its cells are measured."""
 
     def __init__(
-        self, model: Reranker, profile: HardwareProfile, policy: RoundsPolicy, inject_slowdown: float = 0.0
+        self,
+        model: Reranker,
+        profile: HardwareProfile,
+        policy: RoundsPolicy,
+        inject_slowdown: float = 0.0,
+        reference: Reranker | None = None,
     ) -> None:
         self.model = model
+        self.reference = ReferenceScores(reference) if reference is not None else None
         self.profile = profile
         self.policy = policy
         self.device = model.device
@@ -92,6 +106,7 @@ class CellRunner:
             SlowdownInjector(module, self.device, inject_slowdown)
         # built once per runner (NVML handles are opened once), started and stopped per cell
         self.trackers: list[Tracker] = [make(self.device, module) for make in TRACKERS]
+        self.breakdown = BreakdownTracker(model, self.device, module)
 
     def call_tracker(self, workload: Workload, batch_size: int) -> CallTracker:
         """The measured callable: one predict call of the workload, synchronised."""
@@ -115,17 +130,26 @@ class CellRunner:
             return None, self.why_no_mfu
         if config is None:
             return None, "MFU: this backend does not expose the model's shape"
-        shapes = workload.batch_shapes(batch_size, self.model.identity.max_length)
+        shapes = workload.batch_shapes(batch_size, self.model.identity.max_length, self.model.batches)
         return sum(flops_per_batch(config, b, n) for b, n in shapes) / seconds / self.peak, None
+
+    def _not_run(self, cell: Cell, workload: Workload, status: Status, reason: str, **tokens: int) -> CellResult:
+        fields = null_fields(reason)
+        return CellResult(cell, workload.id, status, **tokens, fields=fields, reason=reason, identity=self.identity)
 
     def _skip(self, cell: Cell, workload: Workload) -> CellResult | None:
         floor = self.oom_floor.get((workload.id, self.model.identity.max_length))
         if floor is None or cell.batch_size < floor:
             return None
-        reason = f"batch_size {floor} ran out of memory"
-        return CellResult(
-            cell, workload.id, "skipped", fields=null_fields(reason), reason=reason, identity=self.identity
-        )
+        return self._not_run(cell, workload, "skipped", f"batch_size {floor} ran out of memory")
+
+    def _breakdown(self, calls: CallTracker, rounds: int) -> BreakdownResult:
+        """A few instrumented rounds after the measured ones: where the call's time goes."""
+        timed = self.breakdown.wrap(calls.fn)
+        with track([self.breakdown]):
+            for _ in range(min(rounds, BREAKDOWN_ROUNDS)):
+                timed()
+        return self.breakdown.result(Span(0, 0, 0))
 
     def _rounds(self, benchmark: Any, calls: CallTracker, per_call: list[Tracker]) -> int:
         """Warm up (which doubles as calibration and as the out-of-memory probe), then the measured rounds."""
@@ -143,18 +167,25 @@ class CellRunner:
         return rounds
 
     def run(self, benchmark: Any, workload: Workload, batch_size: int) -> CellResult:
-        """Measure one cell with ``benchmark.pedantic``. Out-of-memory is a result, not a crash."""
-        cell = Cell(workload.num_pairs, batch_size)
+        """Measure one cell with ``benchmark.pedantic``. Out-of-memory is a result, not a crash; so are a variant's
+        wrong scores (checked before its speed is measured)."""
+        cell = Cell(workload.num_pairs, batch_size, variant=self.model.variant)
         skipped = self._skip(cell, workload)
         if skipped is not None:
             return skipped
         max_length = self.model.identity.max_length
-        stats = workload.batch_stats(batch_size, max_length)
+        stats = workload.batch_stats(batch_size, max_length, self.model.batches)
+        tokens = {"real_tokens": stats.real_tokens, "padded_tokens": stats.padded_tokens}
         calls, per_call = self.round_trackers(workload, batch_size)
         dev.free_memory(self.device)  # nothing earlier cells or tests left cached counts towards this cell
         oom_message = ""
         try:
+            wrong = score_mismatch(self.model, self.reference, workload, batch_size) if self.reference else None
+            if wrong:
+                return self._not_run(cell, workload, "rejected", wrong, **tokens)
+            dev.free_memory(self.device)  # what the check left cached is not this cell's
             rounds = self._rounds(benchmark, calls, per_call)
+            breakdown = self._breakdown(calls, rounds)
         except Exception as exc:
             if not dev.is_oom(exc):
                 raise
@@ -163,15 +194,12 @@ class CellRunner:
             dev.free_memory(self.device)
             key = (workload.id, max_length)
             self.oom_floor[key] = min(batch_size, self.oom_floor.get(key, batch_size))
-            reason = f"CUDA out of memory: {oom_message}"
-            tokens = {"real_tokens": stats.real_tokens, "padded_tokens": stats.padded_tokens}
-            return CellResult(
-                cell, workload.id, "oom", **tokens, fields=null_fields(reason), reason=reason, identity=self.identity
-            )
+            return self._not_run(cell, workload, "oom", f"CUDA out of memory: {oom_message}", **tokens)
         span = Span(calls.measured, len(workload), stats.batches)
         timed = calls.result(span)
-        fields = cell_fields([timed, *(t.result(span) for t in [*per_call, *self.trackers])])
         seconds = timed.latency.median
+        results = [timed, *(t.result(span) for t in [*per_call, *self.trackers]), breakdown.against(seconds)]
+        fields = cell_fields(results)
         fields["tokens_per_s"] = stats.real_tokens / seconds
         fields["padded_tokens_per_s"] = stats.padded_tokens / seconds
         fields["mfu"], why_no_mfu = self._mfu(workload, batch_size, seconds)

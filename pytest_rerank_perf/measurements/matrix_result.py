@@ -8,28 +8,35 @@ from typing import Any, ClassVar
 
 from ..report.tables import Table
 from ..trackers.metrics import METRICS, Metric
+from .matrix_views import breakdown_table, variant_tables
 
 CellJson = Mapping[str, Any]
 COLUMNS: tuple[Metric, ...] = tuple(m for m in METRICS if m.column and m.scope == "cell")
 
 
+def group_of(c: CellJson) -> str:
+    """What a table holds: a workload id (its num_pairs included), ``+<variant>`` for a variant's cells."""
+    variant = c.get("variant") or "predict"
+    return c["workload_id"] + ("" if variant == "predict" else f"+{variant}")
+
+
 def best_batch_sizes(cells: Iterable[CellJson]) -> dict[str, int]:
-    """Per workload (its id names its num_pairs), the batch size with the highest measured throughput (ties: the
-    smaller batch)."""
+    """Per workload (its id names its num_pairs) and variant, the batch size with the highest measured throughput
+    (ties: the smaller batch)."""
     best: dict[str, CellJson] = {}
     for c in cells:
         if c["status"] != "ok" or c.get("pairs_per_s") is None:
             continue
-        cur = best.get(c["workload_id"])
+        cur = best.get(group_of(c))
         if cur is None or (c["pairs_per_s"], -c["batch_size"]) > (cur["pairs_per_s"], -cur["batch_size"]):
-            best[c["workload_id"]] = c
+            best[group_of(c)] = c
     return {w: c["batch_size"] for w, c in best.items()}
 
 
 def _row(c: CellJson, best: bool, columns: Sequence[Metric]) -> tuple[str, ...]:
     batch = f"{c['batch_size']}{' *' if best else ''}{' !' if c.get('throttled') else ''}"
     if c["status"] != "ok":
-        label = "OOM" if c["status"] == "oom" else "skipped"
+        label = {"oom": "OOM", "rejected": "WRONG SCORES"}.get(c["status"], "skipped")
         return (batch, label, *[""] * len(columns), c.get("reason") or "")
     if c.get("pairs_per_s") is None or (c.get("latency_s") or {}).get("call") is None:
         raise ValueError(f"cell {c['workload_id']}/bs{c['batch_size']} is ok but has no throughput")
@@ -42,10 +49,10 @@ def _row(c: CellJson, best: bool, columns: Sequence[Metric]) -> tuple[str, ...]:
 
 
 def _workloads(cells: Sequence[CellJson]) -> list[tuple[str, list[CellJson]]]:
-    """Cells by workload id, in (num_pairs, id) order: two workloads of one size are two tables."""
+    """Cells by workload id and variant, in (num_pairs, id) order: two workloads of one size are two tables."""
     groups: dict[str, list[CellJson]] = {}
-    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["workload_id"], c["batch_size"])):
-        groups.setdefault(c["workload_id"], []).append(c)
+    for c in sorted(cells, key=lambda c: (c["num_pairs"], group_of(c), c["batch_size"])):
+        groups.setdefault(group_of(c), []).append(c)
     return list(groups.items())
 
 
@@ -54,7 +61,9 @@ def _title(workload: str, group: Sequence[CellJson]) -> str:
     flags = "(* = best batch size" + (
         "; ! = measured on a throttled GPU)" if any(c.get("throttled") for c in group) else ")"
     )
-    return f"num_pairs={n}  workload={workload}  {flags}"
+    variant = group[0].get("variant") or "predict"
+    named = workload.removesuffix(f"+{variant}")
+    return f"num_pairs={n}  workload={named}  variant={variant}  {flags}"
 
 
 def _label(m: Metric, group: Sequence[CellJson]) -> str:
@@ -79,9 +88,10 @@ def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
 def format_matrix(cells: Sequence[CellJson]) -> list[str]:
     """Lines of the terminal summary: one table per workload."""
     lines: list[str] = []
-    for table in matrix_tables(cells):
+    for table in [*matrix_tables(cells), *variant_tables(cells)]:
         lines += [*table.text(), ""]
-    return lines
+    breakdown = breakdown_table(cells)
+    return lines + ([*breakdown.text(), ""] if breakdown else [])
 
 
 @dataclass
@@ -114,6 +124,11 @@ class MatrixResult:
         if "vram.png" not in plots:
             out += ["", "_No VRAM plot: peak VRAM is a GPU figure._"]
         out += [f"![{t}]({f})" for f, t in plots.items() if f in {f"{m.name}.png" for m in METRICS if m.plot}]
-        for table in matrix_tables(self.cells):
+        for table in [*matrix_tables(self.cells), *variant_tables(self.cells)]:
             out += ["", *table.markdown()]
+        breakdown = breakdown_table(self.cells)
+        if breakdown:
+            out += ["", "## Where the time goes", ""]
+            out += [f"![{t}]({f})" for f, t in plots.items() if f == "breakdown.png"]
+            out += ["", *breakdown.markdown()]
         return out

@@ -35,6 +35,7 @@ _FORWARDED = (
     "rerank_cpu_threads",
     "rerank_rounds",
     "rerank_inject_slowdown",
+    "rerank_variants",
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from ..gate.drift import pooled_drift
 from ..runtime import get_options, session_device
-from ..store.schema import cell_key
+from ..store.schema import key_of
 from .matrix_result import MatrixResult
 from .processes import child_command, run_child
 from .selfcheck import Check
@@ -46,7 +46,7 @@ def measure_spread(config: pytest.Config, matrix_test: Path, out_dir: Path) -> S
         matrix = run_child(config, command, report_dir, f"spread process {i}").result(MatrixResult)
         for cell in matrix.cells if matrix else []:
             if cell["status"] == "ok":
-                medians.setdefault(cell_key(cell["workload_id"], cell["batch_size"]), []).append(cell["pairs_per_s"])
+                medians.setdefault(key_of(cell), []).append(cell["pairs_per_s"])
     return Spread(medians)
 
 

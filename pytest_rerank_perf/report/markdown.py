@@ -39,7 +39,8 @@ def _scenario_row(r: Mapping[str, Any]) -> tuple[str, ...]:
     elif r.get("server"):
         choice = f"`{r['server']}` (max_batch {r['batch_size']}), {r['max_rate']:.1f} req/s"
     else:
-        choice = f"batch_size **{r['batch_size']}** at max_length {r['max_length']}"
+        variant = r.get("variant") or "predict"
+        choice = f"`{variant}`, batch_size **{r['batch_size']}** at max_length {r['max_length']}"
     judged = ", ".join(str(n) for n in r.get("judged_on") or [])
     notes = list(r.get("notes") or [])
     if judged and not any("judged on" in n for n in notes):

@@ -79,9 +79,10 @@ def _by_workload(cells: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[s
     workloads of one size are two lines, never one zig-zag."""
     families = {_family(c["workload_id"]) for c in cells}
     groups: dict[str, list[Mapping[str, Any]]] = {}
-    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["workload_id"], c["batch_size"])):
+    for c in sorted(cells, key=lambda c: (c["num_pairs"], c["workload_id"], c.get("variant") or "", c["batch_size"])):
         label = f"{c['num_pairs']} pairs" + (f": {_family(c['workload_id'])}" if len(families) > 1 else "")
-        groups.setdefault(label, []).append(c)
+        variant = c.get("variant") or "predict"
+        groups.setdefault(label + ("" if variant == "predict" else f" {variant}"), []).append(c)
     return groups
 
 
@@ -273,4 +274,7 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)
     plots.append(plot_gate(data, out_dir))
+    from .breakdown_plot import plot_breakdown  # it builds on this module's helpers
+
+    plots.append(plot_breakdown(data, out_dir))
     return [p for p in plots if p is not None]

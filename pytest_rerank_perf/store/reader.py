@@ -117,6 +117,7 @@ class Reader:
             tokens_per_s=self.positive(self.get(raw, "tokens_per_s", where), f"{where}.tokens_per_s"),
             recorded_at=self.string(raw, "recorded_at", where),
             runs=self.integer(raw, "runs", where),
+            variant=self.string(raw, "variant", where) if "variant" in raw else "predict",
         )
         if cell.key != key:
             raise self.fail(where, f"the key does not match its fields ({cell.key!r})")

@@ -39,18 +39,24 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def cell_key(workload_id: str, batch_size: int) -> str:
-    """``<workload id>/bs<B>``; the workload id ends in ``-n<pairs>``, e.g. ``fixed256-...-s0-n50/bs16``."""
-    return f"{workload_id}/bs{batch_size}"
+def cell_key(workload_id: str, batch_size: int, variant: str = "predict") -> str:
+    """``<workload id>/bs<B>``, and ``+<variant>`` for a variant's cell; the workload id ends in ``-n<pairs>``,
+    e.g. ``fixed256-...-s0-n50/bs16`` or ``fixed256-...-s0-n50/bs16+token-sorted``."""
+    return f"{workload_id}/bs{batch_size}" + ("" if variant == "predict" else f"+{variant}")
 
 
-_CELL_KEY = re.compile(r"(.*)-n(\d+)/bs(\d+)")
+def key_of(cell: Mapping[str, Any]) -> str:
+    """The key of a cell's report JSON (cells written before variants existed are ``predict``'s)."""
+    return cell_key(cell["workload_id"], cell["batch_size"], cell.get("variant") or "predict")
 
 
-def cell_sort_key(key: str) -> tuple[str, int, int]:
-    """Cell keys sorted by workload, then pairs and batch size as numbers."""
+_CELL_KEY = re.compile(r"(.*)-n(\d+)/bs(\d+)(?:\+(.+))?")
+
+
+def cell_sort_key(key: str) -> tuple[str, int, int, str]:
+    """Cell keys sorted by workload, then pairs and batch size as numbers, predict before its variants."""
     m = _CELL_KEY.fullmatch(key)
-    return (m[1], int(m[2]), int(m[3])) if m else (key, 0, 0)
+    return (m[1], int(m[2]), int(m[3]), m[4] or "") if m else (key, 0, 0, "")
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,11 @@ class BaselineCell:
     tokens_per_s: float
     recorded_at: str
     runs: int = 1  # processes pooled into the samples (record-baseline pools 3: one process's drift averages out)
+    variant: str = "predict"
 
     @property
     def key(self) -> str:
-        return cell_key(self.workload_id, self.batch_size)
+        return cell_key(self.workload_id, self.batch_size, self.variant)
 
     @property
     def throughput(self) -> MetricSummary:
@@ -120,6 +127,8 @@ class BaselineCell:
             "batch_size": self.batch_size,
             "rounds": self.rounds,
         }
+        if self.variant != "predict":  # predict's cells read as they did before variants existed
+            out["variant"] = self.variant
         for m in SAMPLED:
             summary = self.samples.get(m.name)
             out[m.stored_as] = summary.to_dict() if summary else None
@@ -207,6 +216,7 @@ def cell_from_json(cell: Mapping[str, Any], recorded_at: str) -> BaselineCell | 
         values={m.name: m.read(cell) for m in VALUED},
         tokens_per_s=stored_float(cell["tokens_per_s"]),
         recorded_at=recorded_at,
+        variant=cell.get("variant") or "predict",
     )
 
 

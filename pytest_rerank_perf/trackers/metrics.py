@@ -119,6 +119,20 @@ METRICS: tuple[Metric, ...] = (
         plot=True,
     ),
     Metric("mfu", "MFU", "", True, "mfu", gated=False, fmt="{:.1%}".format),
+    # where a call's time goes (trackers/breakdown.py): shares of the instrumented call, shown in their own table
+    *(
+        Metric(
+            f"{part}_share",
+            f"{part} share",
+            "",
+            False,
+            f"breakdown.parts.{part}.share",
+            gated=False,
+            column=False,
+            fmt="{:.0%}".format,
+        )
+        for part in ("tokenize", "h2d", "forward", "rest")
+    ),
     Metric(
         "max_batch",
         "largest batch",
