@@ -15,6 +15,7 @@ from .measurements.cell import Cell, CellResult, RoundsPolicy
 from .measurements.data_profile import DataProfiles
 from .measurements.invariance import InvarianceReport, check_invariance
 from .measurements.matrix import CellRunner, run_identity
+from .measurements.variant_check import ReferenceScores
 from .options import RerankOptions
 from .runtime import get_options, session_device, session_profile
 from .session import RerankSession
@@ -110,13 +111,14 @@ class VariantRunners:
     def __init__(self, reference: CellRunner, inject_slowdown: float) -> None:
         self.reference = reference
         self.inject_slowdown = inject_slowdown
+        self.scores = ReferenceScores(reference.model)  # predict's answers, computed once for every variant
         self.runners: dict[str, CellRunner] = {REFERENCE: reference}
 
     def __call__(self, variant: str) -> CellRunner:
         if variant not in self.runners:
             ref = self.reference
             model = build_variant(ref.model, variant)
-            self.runners[variant] = CellRunner(model, ref.profile, ref.policy, self.inject_slowdown, ref.model)
+            self.runners[variant] = CellRunner(model, ref.profile, ref.policy, self.inject_slowdown, self.scores)
         return self.runners[variant]
 
 

@@ -17,6 +17,7 @@ from pytest_rerank_perf.backends.variants import build_variant
 from pytest_rerank_perf.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
+from pytest_rerank_perf.measurements.variant_check import ReferenceScores
 from pytest_rerank_perf.trackers.base import Span, track
 from pytest_rerank_perf.trackers.breakdown import PARTS, BreakdownResult, BreakdownTracker
 from pytest_rerank_perf.workload import LongTail, WorkloadSpec, build_workload
@@ -102,7 +103,7 @@ def test_a_cell_carries_its_breakdown_and_the_model_is_left_as_found(
     model = build_variant(tiny_model, variant)
     workload = build_workload(WorkloadSpec(LongTail(), seed=1), tiny_model.tokenizer, 20)
     preprocess = type(tiny_model.cross_encoder).preprocess
-    result = CellRunner(model, detect("cpu"), RoundsPolicy(1, 3, 0.0), reference=tiny_model).run(
+    result = CellRunner(model, detect("cpu"), RoundsPolicy(1, 3, 0.0), reference=ReferenceScores(tiny_model)).run(
         Unbenchmarked(), workload, 4
     )
     parts = result.fields["breakdown"]["parts"]

@@ -84,7 +84,7 @@ def test_a_variant_with_wrong_scores_is_rejected_before_it_is_timed(
     assert reason is not None
     assert "differ from predict's" in reason
     assert "fp32 tolerance" in reason
-    runner = CellRunner(wrong, detect("cpu"), RoundsPolicy(1, 2, 0.0), reference=tiny_model)
+    runner = CellRunner(wrong, detect("cpu"), RoundsPolicy(1, 2, 0.0), reference=ReferenceScores(tiny_model))
     result = runner.run(Unbenchmarked(), longtail, 8)
     assert result.status == "rejected"
     assert result.pairs_per_s is None

@@ -56,14 +56,18 @@ def parse_variants(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([REFERENCE, *names]))
 
 
+def _predict_only(names: list[str], backend: str) -> UsageError:
+    return UsageError(
+        f"--rerank-variants {','.join(names)}: variants are configurations of the sentence-transformers backend; "
+        f"{backend} measures predict only."
+    )
+
+
 def check_variants(variants: tuple[str, ...], device: str, backend: str, dtype: str = "auto") -> None:
     """What only the run's device, backend and precision decide, said before anything is measured."""
     extra = [v for v in variants if v != REFERENCE]
     if extra and backend != "sentence-transformers":
-        raise UsageError(
-            f"--rerank-variants {','.join(extra)}: variants are configurations of the sentence-transformers "
-            f"backend; --rerank-backend {backend} measures predict only."
-        )
+        raise _predict_only(extra, f"--rerank-backend {backend}")
     gpu_only = [v for v in extra if v in ("compile", "attn=flash_attention_2")]
     if gpu_only and not dev.is_cuda(device):
         raise UsageError(
@@ -83,8 +87,5 @@ def build_variant(base: Reranker, name: str) -> Reranker:
         return base
     parse_variants(name)  # a name that is no variant: the same message as the option gives
     if not isinstance(base, CrossEncoderReranker):
-        raise UsageError(
-            f"--rerank-variants {name}: variants are configurations of the sentence-transformers backend; this "
-            f"run's backend ({type(base).__name__}) measures predict only."
-        )
+        raise _predict_only([name], f"this run's backend ({type(base).__name__})")
     return VARIANTS[name](base, name)

@@ -117,14 +117,14 @@ def measure_load(model: Reranker, spec: WorkloadSpec, scenario: Scenario) -> Loa
 
 
 def _bound(result: Mapping[str, Any]) -> str:
-    """``  (model-bound: model busy 93% at saturation)``; the search's early stop; nothing where not metered."""
+    """``model-bound: model busy 93% at saturation``; the search's early stop; "" where not metered."""
     if result.get("stopped"):
-        return f"  (search stopped: {result['stopped']})"
+        return f"search stopped: {result['stopped']}"
     bound, busy, host = result.get("bound"), result.get("model_busy"), result.get("host_busy")
     if bound is None or busy is None:
         return ""
     tokenizer = "" if host is None else f", tokenizer {host:.0%}"
-    return f"  ({bound}-bound: model busy {busy:.0%}{tokenizer} at saturation)"
+    return f"{bound}-bound: model busy {busy:.0%}{tokenizer} at saturation"
 
 
 def _p(point: Mapping[str, Any], key: str) -> float | None:
@@ -163,7 +163,9 @@ class LoadResults:
             )
             for server, result in load["servers"].items():
                 best = result.get("max_rate")
-                out.append(f"    {server:<28} {'none' if best is None else f'{best:,.1f} req/s'}{_bound(result)}")
+                text = _bound(result)
+                bound = f"  ({text})" if text else ""
+                out.append(f"    {server:<28} {'none' if best is None else f'{best:,.1f} req/s'}{bound}")
         return out
 
     def markdown(self, plots: Mapping[str, str]) -> list[str]:
@@ -196,7 +198,7 @@ def _scenario_markdown(name: str, load: Mapping[str, Any], plots: Mapping[str, s
             summary.append((f"`{server}`", "none", "-", "-", "-"))
         else:
             max_rate = f"{rate(best['target_rate'])} req/s"
-            bound = _bound(result).strip(" ()") or "-"
+            bound = _bound(result) or "-"
             summary.append((f"`{server}`", max_rate, rate(best["pairs_per_s"]), ms(_p(best, "p99")), bound))
         for p in points:
             p99 = _p(p, "p99")

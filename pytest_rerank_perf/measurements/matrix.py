@@ -75,7 +75,8 @@ class Unbenchmarked:
 
 class CellRunner:
     """Runs cells for one reranker on one device; remembers out-of-memory boundaries between cells. A variant's
-    runner is given the ``reference`` (``predict``) its scores must match before its cells are measured."""
+    runner is given ``predict``'s scores (``ReferenceScores``, shared by every variant) to match before its cells
+    are measured."""
 
     def __init__(
         self,
@@ -83,10 +84,10 @@ class CellRunner:
         profile: HardwareProfile,
         policy: RoundsPolicy,
         inject_slowdown: float = 0.0,
-        reference: Reranker | None = None,
+        reference: ReferenceScores | None = None,
     ) -> None:
         self.model = model
-        self.reference = ReferenceScores(reference) if reference is not None else None
+        self.reference = reference
         self.profile = profile
         self.policy = policy
         self.device = model.device

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ..report.tables import Table
 from ..trackers.metrics import METRICS, Metric
-from .matrix_views import breakdown_table, variant_tables
+from .matrix_views import breakdown_table, status_label, variant_tables
 
 CellJson = Mapping[str, Any]
 COLUMNS: tuple[Metric, ...] = tuple(m for m in METRICS if m.column and m.scope == "cell")
@@ -36,8 +36,7 @@ def best_batch_sizes(cells: Iterable[CellJson]) -> dict[str, int]:
 def _row(c: CellJson, best: bool, columns: Sequence[Metric]) -> tuple[str, ...]:
     batch = f"{c['batch_size']}{' *' if best else ''}{' !' if c.get('throttled') else ''}"
     if c["status"] != "ok":
-        label = {"oom": "OOM", "rejected": "WRONG SCORES"}.get(c["status"], "skipped")
-        return (batch, label, *[""] * len(columns), c.get("reason") or "")
+        return (batch, status_label(c), *[""] * len(columns), c.get("reason") or "")
     if c.get("pairs_per_s") is None or (c.get("latency_s") or {}).get("call") is None:
         raise ValueError(f"cell {c['workload_id']}/bs{c['batch_size']} is ok but has no throughput")
     pad = 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else 0.0

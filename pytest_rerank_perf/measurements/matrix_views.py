@@ -16,6 +16,11 @@ def _variant(c: CellJson) -> str:
     return c.get("variant") or "predict"
 
 
+def status_label(c: CellJson) -> str:
+    """What a table shows for a cell that did not run."""
+    return {"oom": "OOM", "rejected": "WRONG SCORES"}.get(c["status"], "skipped")
+
+
 def padding(c: CellJson) -> float | None:
     return 1 - c["real_tokens"] / c["padded_tokens"] if c.get("padded_tokens") else None
 
@@ -25,7 +30,7 @@ def _versus(c: CellJson | None, ref: CellJson | None) -> str:
     if c is None:
         return "-"
     if c["status"] != "ok":
-        return {"oom": "OOM", "rejected": "WRONG SCORES"}.get(c["status"], "skipped")
+        return status_label(c)
     pad = padding(c)
     shown = f"{c['pairs_per_s']:,.1f}"
     if ref is not None and ref is not c and ref["status"] == "ok":

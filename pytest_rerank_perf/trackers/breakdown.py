@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import device as dev
+from ..backends.phases import PHASES
 from .base import Span
 
 PARTS = ("tokenize", "h2d", "forward", "rest")
@@ -97,7 +98,7 @@ class BreakdownTracker:
         self._stack = contextlib.ExitStack()
         self._handles: list[Any] = []
         self._open: Any = None
-        self._host = [0.0, 0.0]  # tokenize, h2d seconds of the call in progress
+        self._host = [0.0] * len(PHASES)  # tokenize, h2d seconds of the call in progress
         self._stamps: list[tuple[Any, Any]] = []
         self._calls: list[tuple[float, float, float, list[tuple[Any, Any]]]] = []
         self.reports_phases = False
@@ -110,7 +111,7 @@ class BreakdownTracker:
             yield
         finally:
             self.sync()
-            self._host[0 if name == "tokenize" else 1] += time.perf_counter() - start
+            self._host[PHASES.index(name)] += time.perf_counter() - start  # an unknown phase is a backend bug
 
     def _pre(self, *_: Any) -> None:
         self.sync()
@@ -122,7 +123,7 @@ class BreakdownTracker:
 
     def wrap(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         def timed() -> Any:
-            self._host, self._stamps = [0.0, 0.0], []
+            self._host, self._stamps = [0.0] * len(PHASES), []
             self.sync()
             start = time.perf_counter()
             out = fn()
