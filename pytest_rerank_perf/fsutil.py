@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,9 +14,30 @@ from pathlib import Path
 from filelock import FileLock
 
 
+def _temp_names(path: Path) -> re.Pattern[str]:
+    """``write_atomic``'s own temp names for ``path``: ``.<name>.<8 of mkstemp's characters>.tmp``."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(path: Path, older_than_ns: int) -> list[Path]:
+    """Temp files of ``path`` that an interrupted write left (a killed process cannot remove its own), last
+    modified before ``older_than_ns``: a write still under way elsewhere is newer and stays. Returns those removed."""
+    pattern, removed = _temp_names(path), []
+    for entry in os.scandir(path.parent):
+        if not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime_ns < older_than_ns:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half."""
+    """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half. Temp
+    files of earlier writes of ``path`` that were killed mid-write are removed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    started_ns = os.fstat(fd).st_mtime_ns
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -27,6 +49,8 @@ def write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):
+        remove_stale_temps(path, started_ns)
     with contextlib.suppress(OSError):  # make the rename itself durable where the platform allows
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:

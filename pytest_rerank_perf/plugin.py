@@ -8,12 +8,14 @@ or loads a model until a test asks for a fixture that needs it.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import progress
 from .backends.variants import check_variants
 from .errors import UsageError
 from .fixtures import (
@@ -30,11 +32,14 @@ from .fixtures import (
     rerank_session_of,
     rerank_workload,
 )
+from .interrupts import Interrupted, held, sigterm_as_ctrl_c, sigterm_seen
 from .measurements.cell import Cell
 from .options import add_options
 from .report.run_report import RunReport
 from .runtime import configure, describe_run, get_options, session_device, session_profile, under_root
+from .session import RerankSession
 from .summary import write_summary
+from .winddown import wind_down
 
 __all__ = [
     "rerank_bench",
@@ -54,8 +59,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+_RESTORE = pytest.StashKey[list[Callable[[], None]]]()
+_STOPPED = pytest.StashKey[str]()  # what stopped the tests: Ctrl-C, SIGTERM or pytest.exit
+
+
+class _StopWatcher:
+    """What stopped the tests, for the line an interrupted run ends with (this hook is given no config)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        value = excinfo.value
+        if isinstance(value, pytest.exit.Exception):
+            self.config.stash[_STOPPED] = f"during the tests (pytest.exit: {value.msg})"
+        else:
+            self.config.stash[_STOPPED] = f"during the tests ({'SIGTERM' if sigterm_seen() else 'Ctrl-C'})"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     configure(config)
+    config.stash[_RESTORE] = []
+    config.pluginmanager.register(_StopWatcher(config), "rerank-perf-stop-watcher")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run of rerank-perf benchmarks: SIGTERM (CI runners, ``timeout``) stops it as Ctrl-C does, with what it
+    measured kept, instead of killing it; long work says how far it got. Other pytest runs in this environment keep
+    their own SIGTERM and output."""
+    if any(name.startswith("rerank_") for item in session.items for name in getattr(item, "fixturenames", ())):
+        session.config.stash[_RESTORE] += [sigterm_as_ctrl_c(), progress.attach(session.config)]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    restorers: list[Callable[[], None]] = config.stash.get(_RESTORE, [])
+    for restore in reversed(restorers):
+        restore()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -110,27 +149,72 @@ def _unfinished(session: pytest.Session, exitstatus: int) -> str | None:
     return None
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    """Record the baseline or run the gate, then build the report: all before pytest-benchmark writes its JSON
-    (which then includes it). An xdist worker hands its report to the controller, which merges and writes."""
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: the report as final (xfail applied)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failing test's report is kept as the run goes (``partial.py``): a run stopped before its end keeps it."""
+    outcome = yield
+    report = outcome.get_result()
+    rs = item.config.stash.get(SESSION_KEY, None)
+    if rs is not None and report.failed:
+        rs.partial.add_failure(report.nodeid, report.when, report.longreprtext)
+
+
+def _hand_over(config: pytest.Config, rs: RerankSession) -> None:
+    """An xdist worker hands its report to the controller, which writes the files."""
+    if rs.report is not None:
+        config.workeroutput["rerank_report"] = json.dumps(rs.report.to_dict(), default=str)  # type: ignore[attr-defined]
+
+
+def _finish(session: pytest.Session, exitstatus: int, rs: RerankSession, report_dir: Path) -> None:
     config = session.config
-    rs = config.stash.get(SESSION_KEY, None)
-    report_dir = under_root(config, get_options(config).report_dir)
-    if rs is not None and rs.worker_reports:
+    if rs.worker_reports:
         rs.merge_workers()
         rs.conclude(session, report_dir)
-    elif rs is not None and rs.measured:
+    elif rs.measured:
         unfinished = _unfinished(session, exitstatus)
         pooled, failure = rs.pool_processes(config, session.items, report_dir, unfinished)
         report = rs.finish(session_device(config), session_profile(config), unfinished or failure, pooled)
         if failure and not report.failure:  # a refused recording already says so, with where its cells went
             report.failure = failure
-        if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
-            config.workeroutput["rerank_report"] = json.dumps(report.to_dict(), default=str)
+        if hasattr(config, "workeroutput"):
+            _hand_over(config, rs)
+            rs.partial.discard()
         else:
             rs.conclude(session, report_dir)
-    yield
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    """Record the baseline or run the gate, then build the report: all before pytest-benchmark writes its JSON
+    (which then includes it). An xdist worker hands its report to the controller, which merges and writes.
+
+    Interrupted (Ctrl-C, SIGTERM), during the tests or here: ``wind_down`` keeps what was measured and says so in
+    one line; the exit status is 2. What follows (pytest-benchmark's JSON, the summary) is not cut short."""
+    config = session.config
+    rs = config.stash.get(SESSION_KEY, None)
+    if rs is None:
+        yield
+        return
+    report_dir = under_root(config, get_options(config).report_dir)
+    try:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            if rs.worker_reports:
+                rs.merge_workers()
+            wind_down(rs, session, report_dir, config.stash.get(_STOPPED, "during the tests"))
+        else:
+            _finish(session, exitstatus, rs, report_dir)
+    except KeyboardInterrupt as exc:
+        wind_down(rs, session, report_dir, exc.during if isinstance(exc, Interrupted) else rs.phase)
+    if rs.interrupted and hasattr(config, "workeroutput"):
+        _hand_over(config, rs)
+    with held(reraise=False) as late:
+        yield
+    if late and not rs.interrupted:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
+        rs.interrupted = "rerank-perf: INTERRUPTED after the run's end: what is printed above was recorded and written"
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(rs.interrupted, red=True)
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist installed it must not be validated
@@ -145,5 +229,10 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     rs = config.stash.get(SESSION_KEY, None)
-    if rs is not None and rs.report is not None:
-        write_summary(terminalreporter, rs.report, get_options(config), describe_run(config))
+    if rs is None:
+        return
+    if rs.report is not None:  # an interrupted run's failure is its one line, printed last
+        report = replace(rs.report, failure=None) if rs.interrupted else rs.report
+        write_summary(terminalreporter, report, get_options(config), describe_run(config))
+    if rs.interrupted:
+        terminalreporter.write_line(rs.interrupted, red=True)

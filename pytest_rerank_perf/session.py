@@ -7,6 +7,7 @@ Tests hand results over with ``add``; at session finish the session records the 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from .gate.judge import gate, planned_cells, throttled_cells, unwatched_cells
 from .gate.thresholds import GateSettings
 from .gate.verdict import gate_markdown
 from .hardware import HardwareProfile
+from .interrupts import held
 from .measurements import MeasurementResult
 from .measurements.cell import Cell, CellResult
 from .measurements.matrix_result import MatrixResult
 from .measurements.oom_boundary import OomBoundaries
 from .measurements.processes import pooled_reports
 from .options import RerankOptions
+from .partial import PartialLog
 from .report.folder import write_report
 from .report.run_report import RunReport, merge_reports
 from .store import BaselineError, BaselineProfile, BaselineStore, open_store, record_command, section_from_cells
@@ -47,6 +50,15 @@ class RerankSession:
         self.report: RunReport | None = None
         self.worker_reports: list[RunReport] = []  # xdist controller: one per worker
         self.pooled_cells: list[dict[str, Any]] = []  # the pooled processes' cells (their throttle state)
+        self.partial = PartialLog(self.report_dir, os.environ.get("PYTEST_XDIST_WORKER", ""))  # kept as it goes
+        self.phase = "at the end of the run"  # what the session's end is doing: an interrupt's line names it
+        self.set_aside_to: str | None = None  # where a refused recording's cells went
+        self.interrupted: str | None = None  # the one line an interrupted run ends with (``winddown``)
+
+    @property
+    def report_dir(self) -> Path:
+        path = Path(self.options.report_dir)
+        return path if path.is_absolute() else self.rootdir / path
 
     # --- results ----------------------------------------------------------------------------------------------
 
@@ -56,7 +68,9 @@ class RerankSession:
         self.results[result.key] = old.merge(result) if old is not None else result
 
     def add_cell(self, result: CellResult) -> None:
-        self.add(MatrixResult([result.to_dict()]))
+        cell = result.to_dict()
+        self.add(MatrixResult([cell]))
+        self.partial.add_cell(cell)  # a run stopped before its end keeps it
 
     @property
     def measured(self) -> bool:
@@ -102,6 +116,7 @@ class RerankSession:
         if self.identity is None or not (report.cells or booms):
             return None
         gpu = profile.to_dict().get("gpu")
+        self.phase = "while the machine fingerprint was measured"
         hardware = {**profile.to_dict(), "fingerprint": fingerprint.measure(device, gpu).to_dict()}
         return section_from_cells(report.cells, self.identity, hardware, booms.max_batches() if booms else {})
 
@@ -121,8 +136,11 @@ class RerankSession:
         report.section = section = pool_processes(section, pooled)
         key = self.identity["key"]
         if self.options.save_baseline:
-            self._record(report, section, profile, self.store, key, unfinished)
+            self.phase = "while the baseline was recorded"
+            with held():  # never cut in half: an interrupt waits until the cells are recorded or set aside
+                self._record(report, section, profile, self.store, key, unfinished)
         elif self.options.gate != "off":
+            self.phase = "while the regression gate judged"
             self._gate(report, section, profile, self.store, key)
         return report
 
@@ -148,7 +166,7 @@ class RerankSession:
             store.record(profile.profile_id, key, section, opts.force, opts.append)
             report.baseline_recorded = store.location(profile.profile_id)
         except BaselineError as exc:  # nothing is lost: this run's cells go to a side file
-            side = store.set_aside(profile.profile_id, key, section, now_utc())
+            self.set_aside_to = side = store.set_aside(profile.profile_id, key, section, now_utc())
             report.failure = f"{exc} This run's cells were saved to {side}."
 
     def _gate(
@@ -179,11 +197,11 @@ class RerankSession:
         wanted = opts.processes > 1 and (opts.save_baseline or opts.gate != "off")
         if not wanted or unfinished or MatrixResult.key not in self.results:
             return [], None
-        tests = sorted(
-            {item.nodeid.split("::")[0] for item in items if "rerank_cell" in getattr(item, "fixturenames", ())}
-        )
+        matrix = [item for item in items if "rerank_cell" in getattr(item, "fixturenames", ())]
+        tests = sorted({item.nodeid.split("::")[0] for item in matrix})
+        self.phase = "while the pooled processes ran"
         try:
-            reports = pooled_reports(config, tests, report_dir / "processes")
+            reports = pooled_reports(config, tests, report_dir / "processes", len(matrix))
         except RerankPerfError as exc:
             return [], f"--rerank-processes {opts.processes}: {exc}"
         self.pooled_cells = [cell for report in reports for cell in report.cells]
@@ -198,18 +216,30 @@ class RerankSession:
         report = self.report
         if report is None:
             return
+        self.phase = "while the report was written"
         write_report(report, report_dir)
         if self.options.require_baseline and not self.options.save_baseline and (report.cells or report.gate):
             shortfall = report.gate.shortfall() if report.gate else "no comparison was made (--rerank-gate off)"
             if shortfall:
                 report.failure = f"--rerank-require-baseline: not a full comparison: {shortfall}"
         if report.gate:
-            write_atomic(report_dir / "rerank-verdict.json", json.dumps(report.gate.to_dict(), indent=1) + "\n")
-            write_atomic(report_dir / "rerank-summary.md", gate_markdown(report.gate, report.profile_summary))
+            self.write_verdict(report_dir)
             if report.gate.status in ("fail", "incomplete") and report.gate_enforced:
                 _fail(session)
         if report.failure:
             _fail(session)
+        self.partial.discard()  # the run ended: its report supersedes what was kept as it went
+
+    def write_verdict(self, report_dir: Path) -> None:
+        """The gate's verdict files; with no verdict, an earlier run's are removed (they would pass for this run's)."""
+        verdict, summary = report_dir / "rerank-verdict.json", report_dir / "rerank-summary.md"
+        report = self.report
+        if report is None or report.gate is None:
+            for path in (verdict, summary):
+                path.unlink(missing_ok=True)
+            return
+        write_atomic(verdict, json.dumps(report.gate.to_dict(), indent=1) + "\n")
+        write_atomic(summary, gate_markdown(report.gate, report.profile_summary))
 
 
 def _fail(session: pytest.Session) -> None:

@@ -76,7 +76,12 @@ def test_an_unfinished_recording_never_writes_the_baseline(
 
 
 def test_pooled_processes_keep_each_process_median_and_measure_the_drift(bench: pytest.Pytester) -> None:
-    assert _run(bench, "--rerank-save-baseline", "--rerank-processes", "2").ret == 0
+    recorded = _run(bench, "--rerank-save-baseline", "--rerank-processes", "2", "-q")
+    assert recorded.ret == 0
+    # each pooled process announces itself and its end (nothing runs silently), under -q too
+    recorded.stdout.fnmatch_lines(
+        ["rerank-perf: pooled process 2 of 2: 2 cells ...", "rerank-perf: pooled process 2 of 2: done in *"]
+    )
     (path,) = _profiles(bench)
     (section,) = json.loads(path.read_text())["models"].values()
     for cell in section["cells"].values():

@@ -18,6 +18,7 @@ from ..backends import Pair, Reranker
 from ..batcher_config import BusyMeter, encoded_predict, token_ids
 from ..batching import BatcherConfig, DynamicBatcher
 from ..loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
+from ..progress import say
 from ..report.tables import Table, ms, rate
 from ..scenarios import Scenario
 from ..workload import WorkloadSpec, build_workload
@@ -68,6 +69,7 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     """Every server's rate search, then a concurrency sweep of the best batcher: the scenario's load result."""
     docs, p99 = scenario.request_pairs, scenario.p99_s or 1.0
     reference = f"predict-bs{docs}"
+    say(f"rerank-perf: load, scenario {scenario.name}: searching the max rate of {reference} ...")
     search = await _fixed_batch(model, pool, docs, p99, seconds)
     servers: dict[str, Any] = {reference: {**search.to_dict(), "max_batch": docs}}
 
@@ -77,6 +79,7 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     for max_batch in BATCHER_MAX_BATCH:
         config = BatcherConfig(max_batch=max_batch, max_wait_s=MAX_WAIT_S)
         meter, host = BusyMeter(), BusyMeter()
+        say(f"rerank-perf: load, scenario {scenario.name}: searching the max rate of batcher-{config.id} ...")
         async with DynamicBatcher(meter.wrap(batch_predict), config, prepare=host.wrap(prepare)) as batcher:
             submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
             search = await _search(submit, f"batcher-{config.id}", docs, p99, seconds, meter, host)
@@ -88,6 +91,8 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     sweep: list[dict[str, Any]] = []
     if best is not None:
         config = best[1]
+        callers = ", ".join(map(str, CONCURRENCY))
+        say(f"rerank-perf: load, scenario {scenario.name}: closed loop of batcher-{config.id} at {callers} callers")
         async with DynamicBatcher(batch_predict, config, prepare=prepare) as batcher:
             for c in CONCURRENCY:
                 submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731

@@ -12,18 +12,24 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from ..errors import RerankPerfError
+from ..interrupts import Interrupted, held
 from ..options import forwarded
+from ..partial import PartialLog, count_lines
+from ..progress import duration, say
 from ..report.folder import load_report
 from ..report.run_report import RunReport
 from ..runtime import get_options, session_device
 
 TIMEOUT_S = 3600.0
+GRACE_S = 5.0  # after SIGTERM, before SIGKILL: enough for the child to stop its tests, not to write its report
+HEARTBEAT_S = 20.0  # nothing runs silently for longer
 _FORWARDED = (
     "rerank_model",
     "rerank_backend",
@@ -85,28 +91,78 @@ def child_command(
     ]
 
 
-def run_child(config: pytest.Config, command: list[str], report_dir: Path, label: str) -> RunReport:
-    """Run one child to the end and read its report; a failed child is an error naming its command and output."""
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a child (its own SIGTERM handling ends it as a Ctrl-C would), then kill it after ``GRACE_S``. A
+    second Ctrl-C meanwhile must not leave it running, so signals wait until it is gone."""
+    with held(reraise=False):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def watch(
+    proc: subprocess.Popen[bytes],
+    label: str,
+    cells: int,
+    kept: Path,
+    clock: Callable[[], float] = time.monotonic,
+    every_s: float = HEARTBEAT_S,
+) -> int:
+    """Wait for a child, saying how far it got (the cells it has kept in ``kept``) every ``every_s``; its exit code.
+    Past ``TIMEOUT_S`` it is an error."""
+    started = clock()
+    say(f"rerank-perf: {label}: {cells} cell{'' if cells == 1 else 's'} ...")
+    while True:
+        try:
+            code = proc.wait(timeout=every_s)
+        except subprocess.TimeoutExpired:
+            elapsed = clock() - started
+            if elapsed > TIMEOUT_S:
+                raise RerankPerfError(f"{label} still running after {duration(elapsed)}; stopped it") from None
+            say(f"rerank-perf: {label}: {count_lines(kept)} of {cells} cells after {duration(elapsed)}")
+            continue
+        say(f"rerank-perf: {label}: {'done' if code == 0 else f'exit {code}'} in {duration(clock() - started)}")
+        return code
+
+
+def run_child(config: pytest.Config, command: list[str], report_dir: Path, label: str, cells: int) -> RunReport:
+    """Run one child to the end and read its report; a failed child is an error naming its command and output. An
+    interrupt stops the child and is raised as ``Interrupted`` naming it."""
     shutil.rmtree(report_dir, ignore_errors=True)  # a fresh scratch store: an earlier run's cells must not clash
+    report_dir.mkdir(parents=True)
+    output = report_dir / "pytest-output.txt"  # a file, not a pipe: nothing to drain while waiting
     # a child is its own run, never an xdist worker of this one (it would pin itself to another GPU)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
-    done = subprocess.run(command, cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-        raise RerankPerfError(f"{label} failed (exit {done.returncode}): {' '.join(command)}\n{tail}")
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(command, cwd=config.rootpath, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            code = watch(proc, label, cells, PartialLog(report_dir).cells_path)
+        except KeyboardInterrupt:
+            stop(proc)
+            raise Interrupted(f"while {label} ran") from None
+        except BaseException:
+            stop(proc)
+            raise
+    if code != 0:
+        tail = "\n".join(output.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+        raise RerankPerfError(f"{label} failed (exit {code}): {' '.join(command)}\n{tail}")
     return load_report(report_dir / "report.json")
 
 
-def pooled_reports(config: pytest.Config, tests: Sequence[str], out_dir: Path) -> list[RunReport]:
-    """``--rerank-processes K``: K-1 more processes measuring this run's whole matrix, one after the other; their
-    reports (each with a section to pool, and cells that say whether the GPU was throttled)."""
+def pooled_reports(config: pytest.Config, tests: Sequence[str], out_dir: Path, cells: int) -> list[RunReport]:
+    """``--rerank-processes K``: K-1 more processes measuring this run's whole matrix (``cells`` cells), one after
+    the other; their reports (each with a section to pool, and cells that say whether the GPU was throttled)."""
     opts = get_options(config)
     matrix = opts.matrix(session_device(config))
     reports = []
     for i in range(1, opts.processes):
         report_dir = out_dir / f"process-{i}"
         command = child_command(config, tests, report_dir, matrix)
-        report = run_child(config, command, report_dir, f"pooled process {i + 1} of {opts.processes}")
+        report = run_child(config, command, report_dir, f"pooled process {i + 1} of {opts.processes}", cells)
         planned = {opts.workload_id(n) for n in matrix[0]}
         other = sorted({c["workload_id"] for c in report.cells} - planned)
         if other:  # a data file edited while this run measured: its id changed

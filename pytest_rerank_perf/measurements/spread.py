@@ -37,13 +37,16 @@ class Spread:
 
 def measure_spread(config: pytest.Config, matrix_test: Path, out_dir: Path) -> Spread:
     """``--rerank-spread-processes`` fresh processes, one after the other, each measuring the same few cells."""
-    num_pairs, batch_sizes = get_options(config).matrix(session_device(config))
+    opts = get_options(config)
+    num_pairs, batch_sizes = opts.matrix(session_device(config))
     cells = ([num_pairs[len(num_pairs) // 2]], [batch_sizes[0], batch_sizes[len(batch_sizes) // 2]])
+    count = len(set(cells[1])) * len(opts.variants)
     medians: dict[str, list[float]] = {}
-    for i in range(get_options(config).spread_processes):
+    for i in range(opts.spread_processes):
         report_dir = out_dir / f"process-{i}"
         command = child_command(config, [str(matrix_test)], report_dir, cells)
-        matrix = run_child(config, command, report_dir, f"spread process {i}").result(MatrixResult)
+        label = f"spread process {i + 1} of {opts.spread_processes}"
+        matrix = run_child(config, command, report_dir, label, count).result(MatrixResult)
         for cell in matrix.cells if matrix else []:
             if cell["status"] == "ok":
                 medians.setdefault(key_of(cell), []).append(cell["pairs_per_s"])
