@@ -79,8 +79,8 @@ def wind_down(rs: RerankSession, session: pytest.Session, report_dir: Path, duri
         if report is not None and not hasattr(config, "workeroutput"):  # an xdist worker's controller writes it
             try:
                 write_report(report, report_dir)
-                if not rs.options.save_baseline:
-                    rs.write_verdict(report_dir)  # a verdict reached before the interrupt; else none
+                if not rs.options.save_baseline and rs.options.gate != "off":
+                    rs.write_verdict(report_dir)  # a verdict reached before the interrupt; else an earlier one goes
                 written = f"report (incomplete): {rs.options.report_dir}/index.md"
             except (OSError, RerankPerfError, ValueError) as exc:
                 written = f"report not written ({exc})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,6 +148,8 @@ def test_the_next_write_removes_stale_temp_files_of_the_same_file_only(tmp_path:
 
 def test_git_ignores_the_temp_files_of_baselines() -> None:
     root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
     done = subprocess.run(
         ["git", "check-ignore", "--no-index", "baselines/.cpu-x.json.ab12_x9z.tmp"], cwd=root, capture_output=True
     )
@@ -270,6 +273,21 @@ def test_an_interrupt_while_the_fingerprint_is_measured_sets_the_cells_aside(
     assert len(section["cells"]) == 1
     line = _the_line(result)
     assert line.startswith("rerank-perf: INTERRUPTED while the machine fingerprint was measured: baseline not")
+
+
+def test_an_interrupted_comparison_leaves_no_earlier_verdict_behind(
+    bench: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: an earlier run's "pass" must not read as this run's verdict."""
+    earlier = bench.path / "reports" / "rerank-verdict.json"
+    earlier.parent.mkdir()
+    earlier.write_text('{"status": "pass"}\n')
+    monkeypatch.setattr(fingerprint, "measure", _interrupt)
+    result = bench.runpytest(*QUICK, "--rerank-gate=enforce")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert not earlier.exists()
+    line = _the_line(result)
+    assert line.startswith("rerank-perf: INTERRUPTED while the machine fingerprint was measured: not compared with")
 
 
 @pytest.mark.usefixtures("steady_fingerprint")
