@@ -46,8 +46,8 @@ class LoadSizing:
 
 GPU_LOAD = LoadSizing(2.0, 50, 3, (32, 128), (1, 4, 16, 64), (64, 8))
 # The CPU: the max rate to within 2^(1/4) (19%), the batcher whose max_batch serves 10-pair requests (128 only
-# waits longer there), 3 caller counts.
-CPU_LOAD = LoadSizing(0.5, 25, 2, (32,), (1, 4, 16), (24, 4))
+# waits longer there), 3 caller counts; ~10 s at the tiny twin's ~40 requests/s.
+CPU_LOAD = LoadSizing(0.5, 20, 2, (32,), (1, 4, 16), (16, 2))
 
 
 def load_sizing(device: str) -> LoadSizing:
