@@ -11,11 +11,11 @@ from pytest_rerank_perf.runtime import describe_run, session_device
 # The self-check is its own run (`nox -s gpu-selfcheck`, or `pytest benchmarks/selfcheck`): it starts processes.
 collect_ignore = ["selfcheck"]
 
-# The invariance examples: 20 on a GPU, where they check the model's own precision; 5 on the CPU fallback, where
-# the tiny twin in fp32 shows the check working; a quicker profile for smoke runs (``--hypothesis-profile
+# The invariance examples: 20 on a GPU, where they check the model's own precision; 3 on the CPU fallback, where
+# the tiny twin in fp32 shows the check working (~0.3-2 s each); the same for smoke runs (``--hypothesis-profile
 # rerank-quick``). No deadline: a forward's time depends on the GPU, and a slow one is not an invariance failure.
 settings.register_profile("rerank", max_examples=20, deadline=None)
-settings.register_profile("rerank-cpu", max_examples=5, deadline=None)
+settings.register_profile("rerank-cpu", max_examples=3, deadline=None)
 settings.register_profile("rerank-quick", max_examples=3, deadline=None)
 settings.load_profile("rerank")
 

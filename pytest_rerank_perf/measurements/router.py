@@ -24,7 +24,7 @@ from ..report.tables import Table
 ROUTER_MAX_BATCH = (32, 128)
 ROUTER_CALLERS = (1, 4, 16, 64)
 ROUTER_REQUESTS = 1000  # per point
-CPU_ROUTER_REQUESTS = 200  # the CPU fallback: its tokenize-once intake runs ~400 req/s, 1000 would take 20 s
+CPU_ROUTER_REQUESTS = 100  # the CPU fallback: its tokenize-once intake runs 150-400 req/s, 1000 took 20 s
 
 
 def _zero_cost(payloads: list[Any]) -> list[float]:
