@@ -215,6 +215,11 @@ def test_the_terminal_lists_moved_cells_by_short_name_and_counts_the_unchanged_o
     assert f"workload {WORKLOAD} (cells: n<pairs>/bs<batch size>)" in lines  # the workload named once
     assert sum(WORKLOAD in line for line in lines) == 1
     assert "34 cells unchanged (within thresholds, or not significant)" in lines
+    # what the run could see, in one line: each cell's figure is in the Markdown page
+    mdrs = [c.mdr * 100 for c in report.comparisons if c.mdr is not None]
+    lo, hi = f"{min(mdrs):.1f}", f"{max(mdrs):.1f}"
+    shown = lo if lo == hi else f"{lo}-{hi}"
+    assert f"minimum detectable regression (caught 95% of the time): throughput {shown}%" in lines
     assert not any(key(10, 1) in line or line.startswith("n10/bs1 ") for line in lines)
     # the Markdown page and the JSON keep every comparison
     assert len(gate_table(report).rows) == 36

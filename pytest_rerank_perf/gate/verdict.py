@@ -130,6 +130,19 @@ def terminal_tables(report: GateReport) -> list[Table]:
     return tables
 
 
+def _detectable(comparisons: Sequence[MetricComparison]) -> str:
+    """Per timed metric, the range of the cells' minimum detectable regressions: what this run could see, in one
+    line (each cell's figure is in the Markdown page)."""
+    by_metric: dict[str, list[float]] = {}
+    for c in comparisons:
+        if c.mdr is not None and c.p_value is not None:
+            by_metric.setdefault(c.metric, []).append(c.mdr * 100)
+    ranges = {m: (min(v), max(v)) for m, v in by_metric.items()}
+    return ", ".join(
+        f"{m} {lo:.1f}%" if f"{lo:.1f}" == f"{hi:.1f}" else f"{m} {lo:.1f}-{hi:.1f}%" for m, (lo, hi) in ranges.items()
+    )
+
+
 def _count(n: int, one: str, many: str = "") -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
@@ -145,6 +158,9 @@ def _counts(report: GateReport) -> list[str]:
         out.append(f"{_count(cells, 'cell')} unchanged (within thresholds, or not significant)")
     if boundaries:
         out.append(f"{_count(boundaries, 'OOM boundary', 'OOM boundaries')} unchanged")
+    detectable = _detectable(report.comparisons)
+    if detectable:
+        out.append(f"minimum detectable regression (caught 95% of the time): {detectable}")
     if report.status == "no-baseline":
         out.append(f"{_count(len(report.new_cells), 'cell')} measured, none compared: no baseline")
         return out
