@@ -30,7 +30,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "rerank_processes",
         "1",
         "fresh pytest processes that measure the matrix, pooled into this run's cells (this one plus K-1 more): the "
-        "gate then sees the between-process drift, and a recording keeps each process's median",
+        "gate then sees the between-process drift, and a recording keeps each process's median; auto: 3 on a GPU, "
+        "2 on the CPU fallback",
     ),
     ("--rerank-device", "rerank_device", "auto", f"device: {DEVICE_CHOICES}"),
     ("--rerank-dtype", "rerank_dtype", "auto", "precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"),
@@ -63,7 +64,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "--rerank-rounds",
         "rerank_rounds",
         "auto",
-        "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.5 s on CPU; 3x when recording) "
+        "measured rounds per cell: auto (>= 10 rounds and >= 1 s on GPU; >= 10 and 0.25 s on CPU; 3x when recording) "
         "or a number",
     ),
     (

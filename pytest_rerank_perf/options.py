@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -29,10 +29,17 @@ from .workload import WorkloadSpec
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)
-# The CPU fallback (tiny twin) keeps the matrix small enough to finish in a few minutes on 2 cores; it holds 8
-# (the seed tutorial's advice) and 32 (predict's default), the references every recommendation is measured against.
-CPU_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
-CPU_NUM_PAIRS = (10, 50, 200)
+# The CPU fallback (tiny twin) shows the harness working end to end, not GPU performance: its matrix is the least
+# that exercises every part (a best batch size per input size, a realtime and an offline scenario, the gate) in
+# seconds on 2 cores. It holds 8 (the seed tutorial's advice) and 32 (predict's default), the references every
+# recommendation is measured against, and 1 (one pair per forward), so the best batch size is a choice.
+CPU_BATCH_SIZES = (1, 8, 32)
+CPU_NUM_PAIRS = (10, 50)
+# Processes pooled by ``--rerank-processes auto`` (``nox -s gpu-bench``): 3 on a GPU (README, "Detection power");
+# 2 on the CPU fallback, the fewest that measure the between-process drift: each process re-imports torch and
+# reloads the model, which costs more than the tiny twin's whole matrix.
+GPU_GATE_PROCESSES = 3
+CPU_GATE_PROCESSES = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class RerankOptions:
     backend: str = DEFAULT_BACKEND
     spread_processes: int = 3
     processes: int = 1
+    processes_auto: bool = False  # --rerank-processes auto: resolved by ``for_device`` once the device is known
     data: DataFile | None = None  # --rerank-workload: the user's data, read and checked once
     variants: tuple[str, ...] = ("predict",)  # --rerank-variants: predict first, always
 
@@ -75,6 +83,13 @@ class RerankOptions:
     def workload_id(self, num_pairs: int) -> str:
         """The id of the workload a cell of ``num_pairs`` measures (cell keys are ``<id>/bs<B>``)."""
         return f"{self.data.id if self.data else self.workload_spec().id}-n{num_pairs}"
+
+    def for_device(self, device: str) -> RerankOptions:
+        """These options with ``--rerank-processes auto`` resolved for ``device``."""
+        if not self.processes_auto:
+            return self
+        processes = GPU_GATE_PROCESSES if device.startswith("cuda") else CPU_GATE_PROCESSES
+        return replace(self, processes=processes, processes_auto=False)
 
     def matrix(self, device: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(num_pairs, batch_sizes) to sweep: the options, else the device's default; a data file's own axis."""
@@ -161,7 +176,8 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         scenarios=parse_scenarios(config.getini("rerank_scenarios")),
         backend=_parse_choice("--rerank-backend", raw["rerank_backend"], tuple(LOADERS)),
         spread_processes=parse_int("--rerank-spread-processes", raw["rerank_spread_processes"], minimum=2),
-        processes=parse_int("--rerank-processes", raw["rerank_processes"]),
+        processes=1 if raw["rerank_processes"] == "auto" else parse_int("--rerank-processes", raw["rerank_processes"]),
+        processes_auto=raw["rerank_processes"] == "auto",
         variants=parse_variants(raw["rerank_variants"]),
     )
 

@@ -28,6 +28,8 @@ def configure(config: pytest.Config) -> None:
     message before any worker starts)."""
     try:
         config.stash[OPTIONS_KEY] = opts = parse_options(config)
+        if opts.processes_auto:  # --rerank-processes auto: how many depends on the device
+            config.stash[OPTIONS_KEY] = opts = opts.for_device(session_device(config))
         workers = config.getoption("numprocesses", default=None)
         if isinstance(workers, int) and xdist_worker_index() is None:
             check_one_gpu_per_worker(opts.device, workers)

@@ -28,7 +28,11 @@ def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:
 
 
 def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Sequence[str]) -> None:
+    """The outcome first (the gate's verdict, or the recorded baseline, and any failure), then what was measured: a
+    CI log shows the verdict where the section starts, the report folder holds everything."""
     tr.write_sep("=", "rerank-perf summary")
+    _outcome(tr, report, opts)
+    tr.write_sep("-", "rerank-perf measurements")
     for line in header:
         tr.write_line(line)
     for warning in report.data_warnings():
@@ -51,27 +55,24 @@ def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Seque
         limits = {s.name: s for s in opts.scenarios}
         for r in report.scenarios:
             tr.write_line(_scenario_line(r, limits.get(r["scenario"])))
-    _summarise_baseline(tr, report, opts)
 
 
-def _summarise_baseline(tr: Any, report: RunReport, opts: RerankOptions) -> None:
-    if report.baseline_recorded:
-        shown = report.baseline_recorded
-        tr.write_sep("=", "rerank-perf baseline recorded")
-        tr.write_line(f"wrote {shown}; commit it with:")
-        tr.write_line(f"    git add {shown} && git commit -m 'Baseline: {shown}'")
+def _outcome(tr: Any, report: RunReport, opts: RerankOptions) -> None:
     verdict = report.gate
     if verdict:
-        tr.write_sep("=", f"rerank-perf regression gate: {verdict.status}")
+        failed = verdict.status in ("fail", "incomplete")
         for line in format_gate(verdict):
-            failed = verdict.status in ("fail", "incomplete")
-            tr.write_line(line, red=failed and line.startswith("regression gate"))
+            tr.write_line(line, red=failed and line.startswith("regression gate"), bold=line.startswith("regression"))
         tr.write_line(f"written: {opts.report_dir}/rerank-summary.md, {opts.report_dir}/rerank-verdict.json")
-        if verdict.status in ("fail", "incomplete") and not report.gate_enforced:
+        if failed and not report.gate_enforced:
             tr.write_line(
                 "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
                 "between runs (README, Detection power). --rerank-gate enforce makes it fail."
             )
-    tr.write_line(f"report: {opts.report_dir}/index.md, {opts.report_dir}/{REPORT_FILE} and plots")
+    if report.baseline_recorded:
+        shown = report.baseline_recorded
+        tr.write_line(f"baseline recorded: wrote {shown}; commit it with:")
+        tr.write_line(f"    git add {shown} && git commit -m 'Baseline: {shown}'")
     if report.failure:
         tr.write_line(f"rerank-perf: FAILED: {report.failure}", red=True)
+    tr.write_line(f"report: {opts.report_dir}/index.md, {opts.report_dir}/{REPORT_FILE} and plots")

@@ -46,7 +46,7 @@ def test_vanished_cells_are_named_and_fail_a_required_full_comparison(
     new = _save(tmp_path / "new.json", [_cell(10, 1)])
     assert main(["diff", str(old), str(new)]) == 0
     out = capsys.readouterr().out
-    assert "in the baseline, not planned in this run: w-n10/bs4, w-n10/bs16" in out
+    assert "in the baseline, not planned in this run: n10/bs4, n10/bs16 (workload w)" in out
     assert main(["diff", str(old), str(new), "--require-full"]) == 1
     assert "FAILED: --require-full: not a full comparison" in capsys.readouterr().out
 
@@ -56,7 +56,10 @@ def test_a_cell_that_now_runs_out_of_memory_fails_the_diff(
 ) -> None:
     new = _save(tmp_path / "new.json", [_cell(10, 1), _cell(10, 4), _cell(10, 16, "oom")])
     assert main(["diff", str(old), str(new)]) == 1
-    assert "LOST (regression): w-n10/bs16: OOM now (CUDA out of memory)" in capsys.readouterr().out
+    lost = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("n10/bs16 ")]
+    assert lost == [
+        ["n10/bs16", "LOST", "(regression)", "-", "measured", "OOM", "-", "-", "-", "CUDA", "out", "of", "memory"]
+    ]
     every = _save(tmp_path / "every.json", [_cell(10, bs, "oom") for bs in (1, 4, 16)])
     assert main(["diff", str(old), str(every)]) == 1  # nothing measured at all is no reason to pass
 

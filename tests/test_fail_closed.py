@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -54,6 +55,12 @@ def key(n: int, bs: int) -> str:
     return f"{WORKLOAD}-n{n}/bs{bs}"
 
 
+def _rows(lines: list[str]) -> dict[str, list[str]]:
+    """The terminal verdict's table rows by their first column (a short cell name), split into columns."""
+    rows = [re.split(r" {2,}", line.strip()) for line in lines if re.match(r"n\d+/bs\d+", line)]
+    return {row[0]: row[1:] for row in rows}
+
+
 def test_a_run_that_compared_nothing_is_incomplete_and_names_every_cell() -> None:
     """The CI case: a baseline at 256 tokens, a run at 64 tokens: nothing matches, and that is no pass."""
     base = _section(_cell(10, 1), _cell(10, 4))
@@ -65,7 +72,10 @@ def test_a_run_that_compared_nothing_is_incomplete_and_names_every_cell() -> Non
     assert report.vanished == (key(10, 1), key(10, 4))
     assert not report.full
     lines = format_gate(report)
-    assert any(line.startswith("in the baseline, not planned in this run: ") for line in lines)
+    # two workloads: each named once, its cells by short name
+    assert "in the baseline, not planned in this run: n10/bs1, n10/bs4 (workload " + WORKLOAD + ")" in lines
+    assert "workload fixed64-quniform8-24-latin+cjk-dall-s0 (cells: n<pairs>/bs<batch size>)" in lines
+    assert _rows(lines)["n10/bs1"][:2] == ["not compared", "-"]
 
 
 def test_a_cell_that_now_runs_out_of_memory_is_a_regression() -> None:
@@ -77,7 +87,9 @@ def test_a_cell_that_now_runs_out_of_memory_is_a_regression() -> None:
     assert [c.cell for c in report.lost] == [key(10, 4)]
     assert "did not run now" in report.message
     assert report.to_dict()["regressions"] == 1
-    assert any(line.startswith("LOST (regression): ") and "OOM now" in line for line in format_gate(report))
+    lines = format_gate(report)
+    assert _rows(lines)["n10/bs4"] == ["LOST (regression)", "-", "measured", "OOM", "-", "-", "-", "CUDA out of memory"]
+    assert "1 cell unchanged (within thresholds, or not significant)" in lines
 
 
 def test_the_planned_cells_of_a_report_include_those_that_did_not_run() -> None:
@@ -185,3 +197,51 @@ def test_a_cell_out_of_memory_in_both_runs_is_not_new() -> None:
     report = _judge(base, _section(_cell(10, 1)), {key(10, 1): ("ok", ""), key(10, 64): ("oom", "out of memory")})
     assert report.new_cells == ()
     assert report.full
+
+
+def test_the_terminal_lists_moved_cells_by_short_name_and_counts_the_unchanged_ones() -> None:
+    """A CI log reads the verdict, what moved and how many did not: 34 of 36 cells unchanged are one line."""
+    cells = [_cell(n, bs) for n in (10, 50, 100, 200) for bs in (1, 2, 4, 8, 16, 32, 64, 128, 256)]
+    moved = {key(10, 16): 0.7, key(200, 1): 1.4}  # 30% slower, 40% faster
+    now = [replace(c, samples={"throughput": _scaled(c, moved.get(c.key, 1.0))}) for c in cells]
+    report = _judge(_section(*cells), _section(*now))
+    assert report.status == "fail"
+    lines = format_gate(report)
+    assert lines[0].startswith("regression gate: FAIL: 1 regression(s)")
+    rows = _rows(lines)
+    assert list(rows) == ["n10/bs16", "n200/bs1"]  # regressions first, then improvements; nothing unchanged listed
+    assert rows["n10/bs16"][:2] == ["REGRESSION", "throughput"]
+    assert rows["n200/bs1"][:2] == ["improvement", "throughput"]
+    assert f"workload {WORKLOAD} (cells: n<pairs>/bs<batch size>)" in lines  # the workload named once
+    assert sum(WORKLOAD in line for line in lines) == 1
+    assert "34 cells unchanged (within thresholds, or not significant)" in lines
+    # what the run could see, in one line: each cell's figure is in the Markdown page
+    mdrs = [c.mdr * 100 for c in report.comparisons if c.mdr is not None]
+    lo, hi = f"{min(mdrs):.1f}", f"{max(mdrs):.1f}"
+    shown = lo if lo == hi else f"{lo}-{hi}"
+    assert f"minimum detectable regression (caught 95% of the time): throughput {shown}%" in lines
+    assert not any(key(10, 1) in line or line.startswith("n10/bs1 ") for line in lines)
+    # the Markdown page and the JSON keep every comparison
+    assert len(gate_table(report).rows) == 36
+    assert len(report.to_dict()["comparisons"]) == 36
+
+
+def test_a_variants_cells_keep_their_variant_in_the_short_name() -> None:
+    base = replace(_cell(10, 8), variant="token-sorted")
+    slow = replace(base, samples={"throughput": _scaled(base, 0.6)})
+    report = _judge(_section(_cell(10, 8), base), _section(_cell(10, 8), slow))
+    rows = _rows(format_gate(report))
+    assert list(rows) == ["n10/bs8+token-sorted"]
+    assert rows["n10/bs8+token-sorted"][0] == "REGRESSION"
+
+
+def test_without_a_baseline_the_cells_are_counted_not_listed() -> None:
+    report = gate(None, _section(_cell(10, 1), _cell(10, 4)), CPU, "baselines/none.json", "twin:abc:fp32:L512")
+    lines = format_gate(report)
+    assert lines[0].startswith("regression gate: NO-BASELINE: ")
+    assert "2 cells measured, none compared: no baseline" in lines
+    assert not _rows(lines)
+
+
+def _scaled(c: BaselineCell, factor: float) -> MetricSummary:
+    return MetricSummary.of([v * factor for v in c.samples["throughput"].samples], "pairs/s", ci=False)

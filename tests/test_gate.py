@@ -42,7 +42,17 @@ def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pyte
 
     again = _run(bench)
     assert again.ret == 0, again.stdout.str()
-    again.stdout.fnmatch_lines(["*regression gate: PASS*"])
+    # the verdict first in the summary, the unchanged cells counted, not listed; then what was measured
+    again.stdout.fnmatch_lines(
+        [
+            "*= rerank-perf summary =*",
+            "regression gate: PASS*",
+            "2 cells unchanged (within thresholds, or not significant)",
+            "*- rerank-perf measurements -*",
+            "num_pairs=12 *",
+        ]
+    )
+    assert "n12/bs" not in again.stdout.str()
     verdict = json.loads((bench.path / "reports" / "rerank-verdict.json").read_text())
     assert verdict["status"] == "pass"
     assert {c["metric"] for c in verdict["comparisons"]} == {"throughput", "latency"}
@@ -53,8 +63,15 @@ def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pyte
 
     slow = _run(bench, "--rerank-inject-slowdown", "0.3", "--rerank-gate", "enforce")
     assert slow.ret == pytest.ExitCode.TESTS_FAILED
-    slow.stdout.fnmatch_lines(
-        ["*regression gate: FAIL*", "*cell*metric*baseline*now*change*significance*verdict*", "*latency*REGRESSION*"]
+    slow.stdout.fnmatch_lines(  # every moved cell listed by its short name, under its workload
+        [
+            "regression gate: FAIL*",
+            "workload fixed256-* (cells: n<pairs>/bs<batch size>)",
+            "cell *verdict *metric *baseline *now *change *95% CI *threshold *why",
+            "n12/bs4 *REGRESSION *latency*",
+            "n12/bs12 *REGRESSION *",
+            "0 cells unchanged*",
+        ]
     )
     slow.assert_outcomes(passed=2)  # every test passed: the gate alone fails the run
     summary = (bench.path / "reports" / "rerank-summary.md").read_text()

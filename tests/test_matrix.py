@@ -14,9 +14,11 @@ from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.standin import OomAbove
 from pytest_rerank_perf.flops import flops_per_batch, peak_flops
 from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.lengths import parse_length_dist
 from pytest_rerank_perf.measurements.cell import Cell, CellResult, RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner
-from pytest_rerank_perf.measurements.matrix_result import best_batch_sizes, format_matrix
+from pytest_rerank_perf.measurements.matrix_result import MatrixResult, best_batch_sizes, format_matrix
+from pytest_rerank_perf.options import RerankOptions
 from pytest_rerank_perf.stats import Percentiles
 from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG
 from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
@@ -111,6 +113,11 @@ def test_rounds_policy() -> None:
     assert gpu.rounds_for(0.001) == 200  # capped
     assert gpu.rounds_for(0.02) == 50  # 1 s of measured time
     assert RoundsPolicy.for_device("cpu", fixed_rounds=7).rounds_for(0.001) == 7
+    cpu = RoundsPolicy.for_device("cpu")  # the CPU fallback shows the harness working: 10 rounds, a quarter second
+    assert cpu.rounds_for(0.025) == 10
+    assert cpu.rounds_for(0.001) == 200
+    assert (cpu.breakdown_rounds, gpu.breakdown_rounds) == (3, 5)
+    assert RoundsPolicy.for_device("cpu", recording=True).rounds_for(0.025) == 30  # 3x when recording
 
 
 def test_flops_follow_the_issue_formula() -> None:
@@ -168,6 +175,22 @@ def test_summary_marks_the_best_batch_size() -> None:
     assert best_batch_sizes([replace(results[0], status="oom").to_dict()]) == {}
 
 
+def test_the_terminal_matrix_shows_the_rows_that_matter_and_index_md_has_them_all() -> None:
+    """The GPU matrix has 8 batch sizes per input size: the terminal keeps the best, the references of every
+    recommendation (8 and 32) and a cell that did not run; the Markdown keeps every row."""
+    speeds = {1: 100.0, 2: 150.0, 4: 200.0, 8: 300.0, 16: 450.0, 32: 400.0, 64: 380.0}
+    cells = [_result(100, bs, pps).to_dict() for bs, pps in speeds.items()] + [_result(100, 128, None, "oom").to_dict()]
+    lines = format_matrix(cells)
+    rows = [line.split()[0] for line in lines if line[:1].isdigit()]
+    assert rows == ["8", "16", "32", "128"]
+    assert "(4 more batch sizes in index.md: 1, 2, 4, 64)" in lines
+    markdown = MatrixResult(cells).markdown({})
+    first = [line.split("|")[1].strip() for line in markdown if line.startswith("| ")]
+    assert [c for c in first if c[:1].isdigit()] == ["1", "2", "4", "8", "16 *", "32", "64", "128"]
+    short = [_result(10, bs, 100.0 * bs).to_dict() for bs in (1, 4, 8, 16)]  # 4 batch sizes: every one shown
+    assert [line.split()[0] for line in format_matrix(short) if line[:1].isdigit()] == ["1", "4", "8", "16"]
+
+
 MATRIX_TEST = """
 def test_cell(rerank_bench, rerank_cell, rerank_workload):
     result = rerank_bench(rerank_workload, rerank_cell.batch_size)
@@ -189,7 +212,20 @@ def test_matrix_ids_and_order(pytester: pytest.Pytester) -> None:
 def test_cpu_default_matrix(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_cell(rerank_cell):\n    pass\n")
     result = pytester.runpytest("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*18 tests collected*"])  # CPU_NUM_PAIRS x CPU_BATCH_SIZES = 3 x 6
+    result.stdout.fnmatch_lines(["*6 tests collected*"])  # CPU_NUM_PAIRS x CPU_BATCH_SIZES = 2 x 3
+
+
+def test_processes_auto_pools_3_on_a_gpu_and_2_on_the_cpu() -> None:
+    """``nox -s gpu-bench`` passes --rerank-processes auto: the CPU fallback pools the fewest processes that measure
+    the between-process drift; a GPU keeps its 3; a number given is kept as given."""
+    auto = RerankOptions(
+        "auto", "auto", "auto", 512, None, None, parse_length_dist("256"), 0, None, processes_auto=True
+    )
+    assert auto.for_device("cpu").processes == 2
+    assert auto.for_device("cuda:0").processes == 3
+    assert not auto.for_device("cpu").processes_auto
+    given = replace(auto, processes=5, processes_auto=False)
+    assert given.for_device("cpu") is given
 
 
 def test_bad_rounds_option(pytester: pytest.Pytester) -> None:

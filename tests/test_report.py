@@ -48,10 +48,10 @@ def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
+            "report: reports/index.md*",  # the outcome first: where the whole report is
             "*scenario recommendations*",
             "*realtime*batch_size*",
             "*concurrent*batcher-mb32*",
-            "*report: reports/index.md*",
         ]
     )
     folder = run_dir.path / "reports"

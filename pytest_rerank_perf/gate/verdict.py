@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from ..report.tables import Table
-from ..store.schema import cell_sort_key
+from ..store.schema import cell_sort_key, split_cell_key
 from ..trackers.metrics import metric
 from .compare import MetricComparison
 from .outcome import GateReport
@@ -79,15 +82,109 @@ def _cell_lists(report: GateReport) -> list[tuple[str, str]]:
     return out
 
 
+# The terminal shows only what moved, was lost or could not be compared, with short cell names under their workload
+TERMINAL_HEADER = ("cell", "verdict", "metric", "baseline", "now", "change", "95% CI", "threshold", "why")
+_TERMINAL_ORDER = {"REGRESSION": 0, "LOST (regression)": 1, "improvement": 2, "not compared": 3}
+
+
+def _terminal_row(c: MetricComparison) -> tuple[str, ...]:
+    """The full table's row without min detectable and processes (both in the Markdown page), the verdict second."""
+    cell, metric_text, baseline, now, change, ci, threshold, _mdr, _processes, significance, verdict = _row(c)
+    return (cell, verdict, metric_text, baseline, now, change, ci, threshold, significance)
+
+
+def _named(keys: Sequence[str]) -> str:
+    """Cell keys as short names, each workload named once: ``n10/bs1, n10/bs8 (workload fixed256-...-s0)``."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        workload, short = split_cell_key(key)
+        groups.setdefault(workload, []).append(short)
+    return "; ".join(", ".join(names) + (f" (workload {w})" if w else "") for w, names in groups.items())
+
+
+def terminal_tables(report: GateReport) -> list[Table]:
+    """One row per comparison that moved and per cell lost or new (not in the baseline), grouped by workload: one
+    table each, titled with the workload, its cells by short name (``n10/bs16``, ``n10/bs16+token-sorted``)."""
+    rows: dict[str, list[tuple[tuple[Any, ...], tuple[str, ...]]]] = {}
+
+    def add(key: str, row: tuple[str, ...]) -> None:
+        workload, short = split_cell_key(key)
+        rows.setdefault(workload, []).append(((_TERMINAL_ORDER[row[1]], cell_sort_key(key), row[2]), (short, *row[1:])))
+
+    for c in report.comparisons:
+        if c.verdict != "unchanged":
+            add(c.cell, _terminal_row(c))
+    for lost in report.lost:
+        add(
+            lost.cell,
+            (lost.cell, "LOST (regression)", "-", "measured", lost.status.upper(), "-", "-", "-", lost.reason),
+        )
+    if report.status != "no-baseline":  # without a baseline every cell is new: counted, not listed
+        for key in report.new_cells:
+            add(key, (key, "not compared", "-", "-", "measured", "-", "-", "-", "not in the baseline"))
+    tables = []
+    for workload, group in rows.items():
+        title = f"workload {workload} (cells: n<pairs>/bs<batch size>)" if workload else "OOM boundaries"
+        body = [row for _, row in sorted(group)]
+        tables.append(Table(TERMINAL_HEADER, body, title, left_columns=3, trailing_text=1))
+    return tables
+
+
+def _detectable(comparisons: Sequence[MetricComparison]) -> str:
+    """Per timed metric, the range of the cells' minimum detectable regressions: what this run could see, in one
+    line (each cell's figure is in the Markdown page)."""
+    by_metric: dict[str, list[float]] = {}
+    for c in comparisons:
+        if c.mdr is not None and c.p_value is not None:
+            by_metric.setdefault(c.metric, []).append(c.mdr * 100)
+    ranges = {m: (min(v), max(v)) for m, v in by_metric.items()}
+    return ", ".join(
+        f"{m} {lo:.1f}%" if f"{lo:.1f}" == f"{hi:.1f}" else f"{m} {lo:.1f}-{hi:.1f}%" for m, (lo, hi) in ranges.items()
+    )
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _counts(report: GateReport) -> list[str]:
+    """What the terminal counts instead of listing: cells unchanged, cells planned but not compared."""
+    moved = {c.cell for c in report.comparisons if c.verdict != "unchanged"}
+    unchanged = {c.cell for c in report.comparisons} - moved
+    cells = sum(1 for key in unchanged if split_cell_key(key)[0])
+    boundaries = len(unchanged) - cells
+    out = []
+    if cells or (not boundaries and report.comparisons):
+        out.append(f"{_count(cells, 'cell')} unchanged (within thresholds, or not significant)")
+    if boundaries:
+        out.append(f"{_count(boundaries, 'OOM boundary', 'OOM boundaries')} unchanged")
+    detectable = _detectable(report.comparisons)
+    if detectable:
+        out.append(f"minimum detectable regression (caught 95% of the time): {detectable}")
+    if report.status == "no-baseline":
+        out.append(f"{_count(len(report.new_cells), 'cell')} measured, none compared: no baseline")
+        return out
+    accounted = {c.cell for c in report.comparisons} | {c.cell for c in report.lost} | set(report.new_cells)
+    skipped = [key for key in report.planned if key not in accounted]
+    if skipped:
+        why = "throttled, another machine, or not run now and not in the baseline"
+        out.append(f"{_count(len(skipped), 'planned cell')} not compared ({why}): {_named(skipped)}")
+    return out
+
+
 def format_gate(report: GateReport) -> list[str]:
-    """Terminal lines: the verdict, the warnings, the cells not compared and the comparison table."""
+    """Terminal lines: the verdict first, the warnings, one row per cell that moved, was lost or is new, the count
+    of unchanged cells, and the baseline's cells this run did not plan. Every comparison is in the Markdown page and
+    the verdict JSON."""
     lines = [f"regression gate: {report.status.upper()}: {report.message}", f"baseline: {report.baseline_path}"]
     if report.drift:
         lines.append(f"noise: {report.drift}")
     lines += [f"WARNING: {w} (figures may move for this reason alone)" for w in report.warnings]
-    lines += [f"{label}: {text}" for label, text in _cell_lists(report)]
-    if report.comparisons:
-        lines += ["", *gate_table(report).text()]
+    for table in terminal_tables(report):
+        lines += ["", *table.text()]
+    lines += ["", *_counts(report)] if report.comparisons or report.new_cells or report.planned else []
+    if report.vanished:
+        lines.append(f"in the baseline, not planned in this run: {_named(report.vanished)}")
     if report.improvements:
         lines.append(f"{len(report.improvements)} improvement(s): refresh the baseline with --rerank-force.")
     return lines

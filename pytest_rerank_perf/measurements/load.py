@@ -23,36 +23,70 @@ from ..report.tables import Table, ms, rate
 from ..scenarios import Scenario
 from ..workload import WorkloadSpec, build_workload
 
-BATCHER_MAX_BATCH = (32, 128)
 MAX_WAIT_S = 0.002
-CONCURRENCY = (1, 4, 16, 64)
 POOL_REQUESTS = 32  # distinct requests in the pool; request i reuses pool slot i % 32
 Submit = Callable[[int], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class LoadSizing:
+    """How much load the procedure offers. A GPU's sizing buys precision; the CPU fallback's shows the procedure
+    working end to end (predict and a batcher searched, the bound judged, a concurrency sweep drawn) in seconds."""
+
+    point_s: float  # offered-load duration of one rate point
+    min_requests: int  # requests per rate point, however short the point
+    refine_steps: int  # geometric bisections between the last passing and the first failing rate
+    max_batches: tuple[int, ...]  # the batchers searched, by max_batch
+    concurrency: tuple[int, ...]  # callers of the closed-loop sweep
+    sweep_requests: tuple[int, int]  # requests per sweep point: (at least, per caller)
+
+    def sweep_size(self, callers: int) -> int:
+        least, per_caller = self.sweep_requests
+        return max(least, per_caller * callers)
+
+
+GPU_LOAD = LoadSizing(2.0, 50, 3, (32, 128), (1, 4, 16, 64), (64, 8))
+# The CPU: the max rate to within 2^(1/4) (19%), the batcher whose max_batch serves 10-pair requests (128 only
+# waits longer there), 3 caller counts; ~10 s at the tiny twin's ~40 requests/s. At least 12 requests a point (its
+# p99 is their slowest, as it would be of 20): a busy machine's ~10 requests/s must not stretch points to 2 s.
+CPU_LOAD = LoadSizing(0.5, 12, 2, (32,), (1, 4, 16), (16, 2))
+
+
+def load_sizing(device: str) -> LoadSizing:
+    return GPU_LOAD if dev.is_cuda(device) else CPU_LOAD
+
+
 def point_seconds(device: str) -> float:
     """Offered-load duration of one rate point."""
-    return 2.0 if dev.is_cuda(device) else 1.0
+    return load_sizing(device).point_s
 
 
 async def _search(
-    submit: Submit, name: str, docs: int, p99: float, seconds: float, meter: BusyMeter, host: BusyMeter | None = None
+    submit: Submit,
+    name: str,
+    docs: int,
+    p99: float,
+    sizing: LoadSizing,
+    meter: BusyMeter,
+    host: BusyMeter | None = None,
 ) -> RateSearch:
     # One caller at a time gives the service time; start the search at half that rate.
     probe = await closed_loop(submit, 1, 20, docs, server=name)
     start = max(0.5, 0.5 * probe.throughput_rps)
 
     async def at(rate: float) -> LoadPoint:
-        requests = int(min(5000, max(50, rate * seconds)))
+        requests = int(min(5000, max(sizing.min_requests, rate * sizing.point_s)))
         busy, tokenizing = meter.seconds, host.seconds if host else 0.0
         point = await open_loop(submit, rate, requests, docs, seed=int(rate * 1000), server=name)
         host_busy = (host.seconds - tokenizing) / point.duration_s if host else None
         return replace(point, model_busy=(meter.seconds - busy) / point.duration_s, host_busy=host_busy)
 
-    return await find_max_rate(at, p99, start, refine_steps=3)
+    return await find_max_rate(at, p99, start, refine_steps=sizing.refine_steps)
 
 
-async def _fixed_batch(model: Reranker, pool: list[list[Pair]], docs: int, p99: float, seconds: float) -> RateSearch:
+async def _fixed_batch(
+    model: Reranker, pool: list[list[Pair]], docs: int, p99: float, sizing: LoadSizing
+) -> RateSearch:
     """Per-request predict at a fixed batch size, one request at a time (a single worker thread)."""
     loop = asyncio.get_running_loop()
     meter = BusyMeter()
@@ -62,27 +96,31 @@ async def _fixed_batch(model: Reranker, pool: list[list[Pair]], docs: int, p99: 
         async def submit(i: int) -> Any:
             return await loop.run_in_executor(single, predict, pool[i % len(pool)], docs)
 
-        return await _search(submit, f"predict-bs{docs}", docs, p99, seconds, meter)
+        return await _search(submit, f"predict-bs{docs}", docs, p99, sizing, meter)
 
 
-async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, seconds: float) -> dict[str, Any]:
-    """Every server's rate search, then a concurrency sweep of the best batcher: the scenario's load result."""
+async def drive(
+    model: Reranker, pool: list[list[Pair]], scenario: Scenario, seconds: float, sizing: LoadSizing
+) -> dict[str, Any]:
+    """Every server's rate search, then a concurrency sweep of the best batcher: the scenario's load result.
+    ``seconds``: each rate point's offered-load duration (``sizing`` says the rest)."""
+    sizing = replace(sizing, point_s=seconds)
     docs, p99 = scenario.request_pairs, scenario.p99_s or 1.0
     reference = f"predict-bs{docs}"
     say(f"rerank-perf: load, scenario {scenario.name}: searching the max rate of {reference} ...")
-    search = await _fixed_batch(model, pool, docs, p99, seconds)
+    search = await _fixed_batch(model, pool, docs, p99, sizing)
     servers: dict[str, Any] = {reference: {**search.to_dict(), "max_batch": docs}}
 
     # tokenized once, in the batcher's tokenizer thread; the model is given token ids (one call per batch)
     prepare, batch_predict = token_ids(model), encoded_predict(model)
     best: tuple[float, BatcherConfig] | None = None
-    for max_batch in BATCHER_MAX_BATCH:
+    for max_batch in sizing.max_batches:
         config = BatcherConfig(max_batch=max_batch, max_wait_s=MAX_WAIT_S)
         meter, host = BusyMeter(), BusyMeter()
         say(f"rerank-perf: load, scenario {scenario.name}: searching the max rate of batcher-{config.id} ...")
         async with DynamicBatcher(meter.wrap(batch_predict), config, prepare=host.wrap(prepare)) as batcher:
             submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
-            search = await _search(submit, f"batcher-{config.id}", docs, p99, seconds, meter, host)
+            search = await _search(submit, f"batcher-{config.id}", docs, p99, sizing, meter, host)
             mean_batch = batcher.stats.mean_batch
         servers[f"batcher-{config.id}"] = {**search.to_dict(), "max_batch": max_batch, "mean_batch": mean_batch}
         if search.max_rate and (best is None or search.max_rate > best[0]):
@@ -91,12 +129,12 @@ async def drive(model: Reranker, pool: list[list[Pair]], scenario: Scenario, sec
     sweep: list[dict[str, Any]] = []
     if best is not None:
         config = best[1]
-        callers = ", ".join(map(str, CONCURRENCY))
+        callers = ", ".join(map(str, sizing.concurrency))
         say(f"rerank-perf: load, scenario {scenario.name}: closed loop of batcher-{config.id} at {callers} callers")
         async with DynamicBatcher(batch_predict, config, prepare=prepare) as batcher:
-            for c in CONCURRENCY:
+            for c in sizing.concurrency:
                 submit = lambda i, b=batcher: b.rerank(pool[i % len(pool)])  # noqa: E731
-                point = await closed_loop(submit, c, max(64, 8 * c), docs, server=f"batcher-{config.id}")
+                point = await closed_loop(submit, c, sizing.sweep_size(c), docs, server=f"batcher-{config.id}")
                 sweep.append(point.to_dict())
     return {
         "scenario": scenario.name,
@@ -117,7 +155,8 @@ def request_pool(model: Reranker, spec: WorkloadSpec, docs: int) -> list[list[Pa
 def measure_load(model: Reranker, spec: WorkloadSpec, scenario: Scenario) -> LoadResults:
     """The load procedure for one concurrent scenario, on a pool of seeded requests of its size."""
     pool = request_pool(model, spec, scenario.request_pairs)
-    result = asyncio.run(drive(model, pool, scenario, point_seconds(model.device)))
+    device = model.device
+    result = asyncio.run(drive(model, pool, scenario, point_seconds(device), load_sizing(device)))
     return LoadResults({scenario.name: result})
 
 

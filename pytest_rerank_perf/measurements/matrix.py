@@ -26,8 +26,6 @@ from ..workload import Workload
 from .cell import Cell, CellResult, RoundsPolicy, Status, null_fields
 from .variant_check import ReferenceScores, score_mismatch
 
-BREAKDOWN_ROUNDS = 5  # instrumented rounds after the measured ones (trackers/breakdown.py)
-
 
 def run_identity(model: Reranker, profile: HardwareProfile) -> dict[str, Any]:
     """What every result of a run is tagged with: the model identity and its key, the profile, the device."""
@@ -148,7 +146,7 @@ class CellRunner:
         """A few instrumented rounds after the measured ones: where the call's time goes."""
         timed = self.breakdown.wrap(calls.fn)
         with track([self.breakdown]):
-            for _ in range(min(rounds, BREAKDOWN_ROUNDS)):
+            for _ in range(min(rounds, self.policy.breakdown_rounds)):
                 timed()
         return self.breakdown.result(Span(0, 0, 0))
 

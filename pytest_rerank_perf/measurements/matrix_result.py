@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..report.tables import Table
 from ..trackers.metrics import METRICS, Metric
-from .matrix_views import breakdown_table, status_label, variant_tables
+from .matrix_views import breakdown_table, left_out, status_label, terminal_batches, variant_tables
 
 CellJson = Mapping[str, Any]
 COLUMNS: tuple[Metric, ...] = tuple(m for m in METRICS if m.column and m.scope == "cell")
@@ -72,24 +72,47 @@ def _label(m: Metric, group: Sequence[CellJson]) -> str:
     return f"round {m.label}" if several else m.label
 
 
+def _matrix_table(workload: str, group: Sequence[CellJson], best: int | None, shown: Collection[int]) -> Table:
+    columns = [m for m in COLUMNS if m.column is True or any(m.read(c) is not None for c in group)]
+    header = ("batch", *(_label(m, group) for m in columns), "padding", "rounds")
+    rows = [
+        _row(c, best == c["batch_size"] and c["status"] == "ok", columns) for c in group if c["batch_size"] in shown
+    ]
+    return Table(header, rows, _title(workload, group))
+
+
 def matrix_tables(cells: Sequence[CellJson]) -> list[Table]:
     """One table per workload (seeded recipe or data file, and num_pairs), rows by batch size, the best marked."""
     best = best_batch_sizes(cells)
-    out = []
-    for workload, group in _workloads(cells):
-        columns = [m for m in COLUMNS if m.column is True or any(m.read(c) is not None for c in group)]
-        header = ("batch", *(_label(m, group) for m in columns), "padding", "rounds")
-        rows = [_row(c, best.get(workload) == c["batch_size"] and c["status"] == "ok", columns) for c in group]
-        out.append(Table(header, rows, _title(workload, group)))
-    return out
+    return [
+        _matrix_table(workload, group, best.get(workload), {c["batch_size"] for c in group})
+        for workload, group in _workloads(cells)
+    ]
 
 
 def format_matrix(cells: Sequence[CellJson]) -> list[str]:
-    """Lines of the terminal summary: one table per workload."""
+    """Lines of the terminal summary: one table per workload, each with the batch sizes that matter in a CI log
+    (``terminal_batches``; index.md has every row); the variants side by side on the same rows; where the time
+    goes at each best batch size."""
+    best = best_batch_sizes(cells)
     lines: list[str] = []
-    for table in [*matrix_tables(cells), *variant_tables(cells)]:
+    for workload, group in _workloads(cells):
+        shown = terminal_batches(group, [best[workload]] if workload in best else [])
+        lines += [*_matrix_table(workload, group, best.get(workload), shown).text(), *left_out(group, shown), ""]
+    by_workload: dict[str, list[CellJson]] = {}
+    for c in cells:
+        by_workload.setdefault(c["workload_id"], []).append(c)
+    rows = {
+        w: terminal_batches(group, [b for g, b in best.items() if g == w or g.startswith(f"{w}+")])
+        for w, group in by_workload.items()
+    }
+    for table in variant_tables(cells, rows):
         lines += [*table.text(), ""]
-    breakdown = breakdown_table(cells)
+    at_best = [c for c in cells if best.get(group_of(c)) == c["batch_size"]]
+    title = (
+        "where a call's time goes at each best batch size (median per part, share of the call; every cell: index.md)"
+    )
+    breakdown = breakdown_table(at_best, title) if len(at_best) < len(cells) else breakdown_table(cells)
     return lines + ([*breakdown.text(), ""] if breakdown else [])
 
 

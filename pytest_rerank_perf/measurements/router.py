@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .. import device as dev
 from ..backends import Pair, Reranker
 from ..batcher_config import PrepareFn, token_ids
 from ..batching import BatcherConfig, DynamicBatcher
@@ -23,34 +24,40 @@ from ..report.tables import Table
 ROUTER_MAX_BATCH = (32, 128)
 ROUTER_CALLERS = (1, 4, 16, 64)
 ROUTER_REQUESTS = 1000  # per point
+CPU_ROUTER_REQUESTS = 100  # the CPU fallback: its tokenize-once intake runs 150-400 req/s, 1000 took 20 s
 
 
 def _zero_cost(payloads: list[Any]) -> list[float]:
     return [0.0] * len(payloads)
 
 
-async def _point(pool: Sequence[list[Pair]], config: BatcherConfig, prepare: PrepareFn | None, callers: int) -> dict:
+async def _point(
+    pool: Sequence[list[Pair]], config: BatcherConfig, prepare: PrepareFn | None, callers: int, requests: int
+) -> dict:
     async with DynamicBatcher(_zero_cost, config, prepare=prepare) as batcher:
-        point = await closed_loop(lambda i: batcher.rerank(pool[i % len(pool)]), callers, ROUTER_REQUESTS)
+        point = await closed_loop(lambda i: batcher.rerank(pool[i % len(pool)]), callers, requests)
     if point.errors or point.completed < point.requests:  # a rate of failed requests is no rate
         raise RerankPerfError(f"router benchmark: {point.errors} of {point.requests} requests failed ({config.id})")
     rps = point.throughput_rps
     return {"callers": callers, "requests_per_s": rps, "us_per_request": 1e6 / rps}
 
 
-async def _sweep(model: Reranker, pool: Sequence[list[Pair]]) -> dict[str, Any]:
+async def _sweep(model: Reranker, pool: Sequence[list[Pair]], requests: int) -> dict[str, Any]:
     intakes: dict[str, PrepareFn | None] = {"char lengths": None, "tokenize once": token_ids(model)}
     out: dict[str, Any] = {}
     for intake, prepare in intakes.items():
         for max_batch in ROUTER_MAX_BATCH:
             config = BatcherConfig(max_batch=max_batch, max_wait_s=0.0)  # no timer: the router's own speed
-            out[f"{intake}, max_batch {max_batch}"] = [await _point(pool, config, prepare, c) for c in ROUTER_CALLERS]
+            out[f"{intake}, max_batch {max_batch}"] = [
+                await _point(pool, config, prepare, c, requests) for c in ROUTER_CALLERS
+            ]
     return out
 
 
 def measure_router(model: Reranker, pool: Sequence[list[Pair]]) -> RouterResult:
     """Every (intake, max_batch) at every caller count, over a pool of requests (the load benchmark's)."""
-    return RouterResult(asyncio.run(_sweep(model, pool)), len(pool[0]) if pool else 0)
+    requests = ROUTER_REQUESTS if dev.is_cuda(model.device) else CPU_ROUTER_REQUESTS
+    return RouterResult(asyncio.run(_sweep(model, pool, requests)), len(pool[0]) if pool else 0)
 
 
 @dataclass

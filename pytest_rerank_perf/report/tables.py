@@ -13,18 +13,20 @@ class Table:
     rows: Sequence[tuple[str, ...]] = ()
     title: str = ""
     left_columns: int = 1  # how many leading columns are text (left-aligned); the rest are figures
+    trailing_text: int = 0  # how many trailing columns are text too (a reason, after the figures)
 
     def text(self) -> list[str]:
         """Left-aligned text columns, right-aligned figures, a rule under the header."""
         rows = [self.header, *self.rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(self.header))]
+        figures = range(self.left_columns, len(self.header) - self.trailing_text)
         out = [self.title] if self.title else []
         for k, row in enumerate(rows):
             cells = (
-                cell.ljust(w) if i < self.left_columns else cell.rjust(w)
+                cell.rjust(w) if i in figures else cell.ljust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
-            out.append("  ".join(cells))
+            out.append("  ".join(cells).rstrip())
             if k == 0:
                 out.append("  ".join("-" * w for w in widths))
         return out

@@ -53,6 +53,15 @@ def key_of(cell: Mapping[str, Any]) -> str:
 _CELL_KEY = re.compile(r"(.*)-n(\d+)/bs(\d+)(?:\+(.+))?")
 
 
+def split_cell_key(key: str) -> tuple[str, str]:
+    """(workload, short name) of a cell key: ``fixed256-...-s0-n50/bs16+token-sorted`` is ``fixed256-...-s0`` and
+    ``n50/bs16+token-sorted``; a key of another shape (an OOM boundary's) is ``("", key)``."""
+    m = _CELL_KEY.fullmatch(key)
+    if not m:
+        return "", key
+    return m[1], f"n{m[2]}/bs{m[3]}" + (f"+{m[4]}" if m[4] else "")
+
+
 def cell_sort_key(key: str) -> tuple[str, int, int, str]:
     """Cell keys sorted by workload, then pairs and batch size as numbers, predict before its variants."""
     m = _CELL_KEY.fullmatch(key)
