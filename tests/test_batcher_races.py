@@ -140,7 +140,7 @@ def test_token_ids_while_a_caller_runs_predict_on_the_same_model(
 def test_a_variants_attention_kernel_never_reaches_a_call_on_the_shared_model(tiny_model: CrossEncoderReranker) -> None:
     """``attn=eager`` switches the shared model's kernel for its call; the reference, called meanwhile from another
     thread, must still run on the kernel it was loaded with."""
-    model = tiny_model.cross_encoder.model
+    model: Any = tiny_model.cross_encoder.model
     loaded = model.config._attn_implementation
     eager = build_variant(tiny_model, "attn=eager")
     assert loaded != "eager"
