@@ -120,29 +120,40 @@ def test_counting_tokens_while_predict_tokenizes_shares_no_tokenizer(
     assert meet.met == 1, "counting waited for predict: it should count with a tokenizer of its own"
 
 
-@pytest.mark.parametrize("variant", ["predict", "token-sorted"])
+@pytest.mark.parametrize(
+    ("variant", "caller"),
+    [("predict", "model.predict"), ("token-sorted", "model.predict"), ("predict", "cross_encoder_predict")],
+)
 def test_token_ids_while_a_caller_runs_predict_on_the_same_model(
-    tiny_model: CrossEncoderReranker, interleaved: Callable[..., Rendezvous], variant: str
+    tiny_model: CrossEncoderReranker, interleaved: Callable[..., Rendezvous], variant: str, caller: str
 ) -> None:
-    """The recommended form's tokenizer thread (``token_ids``) while someone calls ``predict`` on the model."""
+    """The recommended form's tokenizer thread (``token_ids``) while someone predicts on the same model: through
+    the backend, or through the older form's adapter."""
     model = build_variant(tiny_model, variant)
     pairs = varied(tiny_model, 8, seed=12)
     truth = model.encode(pairs)
     direct = tiny_model.predict(pairs, len(pairs))
     prepare = token_ids(model)
+    if caller == "model.predict":
+        predict: Callable[[], Any] = lambda: tiny_model.predict(pairs, len(pairs))  # noqa: E731
+    else:
+        predict = lambda: cross_encoder_predict(tiny_model.cross_encoder)(pairs)  # noqa: E731
     interleaved()
 
-    got = in_threads(prepare=lambda: prepare(pairs), predict=lambda: tiny_model.predict(pairs, len(pairs)))
+    got = in_threads(prepare=lambda: prepare(pairs), predict=predict)
     assert [ids for ids, _ in got["prepare"]] == truth
     np.testing.assert_allclose(got["predict"], direct, rtol=0, atol=ATOL)
 
 
-def test_a_variants_attention_kernel_never_reaches_a_call_on_the_shared_model(tiny_model: CrossEncoderReranker) -> None:
-    """``attn=eager`` switches the shared model's kernel for its call; the reference, called meanwhile from another
-    thread, must still run on the kernel it was loaded with."""
+@pytest.mark.parametrize("other", ["predict", "token-sorted"])
+def test_a_variants_attention_kernel_never_reaches_a_call_on_the_shared_model(
+    tiny_model: CrossEncoderReranker, other: str
+) -> None:
+    """``attn=eager`` switches the shared model's kernel for its call; another reranker on the same weights, called
+    meanwhile from another thread, must still run on the kernel the model was loaded with."""
     model: Any = tiny_model.cross_encoder.model
     loaded = model.config._attn_implementation
-    eager = build_variant(tiny_model, "attn=eager")
+    eager, reference = build_variant(tiny_model, "attn=eager"), build_variant(tiny_model, other)
     assert loaded != "eager"
     encoded = tiny_model.encode(varied(tiny_model, 4, seed=13))
     meet, seen = Rendezvous(), []
@@ -167,7 +178,7 @@ def test_a_variants_attention_kernel_never_reaches_a_call_on_the_shared_model(ti
     try:
         in_threads(
             variant=lambda: eager.predict_encoded(encoded, len(encoded)),
-            reference=lambda: tiny_model.predict_encoded(encoded, len(encoded)),
+            reference=lambda: reference.predict_encoded(encoded, len(encoded)),
         )
     finally:
         hook.remove()
