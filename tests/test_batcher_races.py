@@ -22,6 +22,7 @@ from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.variants import build_variant
 from pytest_rerank_perf.batcher_config import token_ids
 from pytest_rerank_perf.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict, token_counter
+from pytest_rerank_perf.errors import RerankPerfError
 from pytest_rerank_perf.measurements.invariance import ABS_TOLERANCE
 from pytest_rerank_perf.pairs import encoded_lengths
 from pytest_rerank_perf.workload import Pair, Uniform, WorkloadSpec, build_workload
@@ -214,6 +215,15 @@ def test_the_older_form_under_concurrent_requests(
     assert not any(b.failed for b in batcher.stats.batches)
     assert sum(b.real_tokens for b in batcher.stats.batches) == truth  # counted as the model sees them
     assert meet.met >= 1, "the tokenizer thread never counted while the worker predicted"
+
+
+def test_a_tokenizer_that_cannot_be_copied_is_refused_with_the_safe_form_named() -> None:
+    class Uncopyable:
+        def __deepcopy__(self, memo: Any) -> Any:
+            raise TypeError("cannot pickle 'Tokenizer' object")
+
+    with pytest.raises(RerankPerfError, match=r"cannot be copied .*Use prepare=token_ids\(model\) instead"):
+        token_counter(Uncopyable(), 512)
 
 
 def test_exclusive_gives_one_reentrant_lock_per_object_for_its_lifetime() -> None:
