@@ -5,7 +5,9 @@ Callers ``await batcher.rerank(pairs)``. Their pairs join one queue; a collector
 ``max_wait_s``, and runs the model in a single worker thread so the event loop never blocks on inference.
 
 Requests are tokenized once, off the event loop (``batch_prep``; ``prepare=token_ids(model)``): the lengths group
-the batches and ``predict`` receives the token ids (``encoded_predict``), so nothing is tokenized twice.
+the batches and ``predict`` receives the token ids (``encoded_predict``), so nothing is tokenized twice. The
+tokenizer thread and the worker run at the same time: the adapters (``batcher_config``) never let them use one
+tokenizer or model at once.
 
 What it guarantees, and ``tests/test_batching.py`` proves with concurrent callers:
 
@@ -62,7 +64,9 @@ class DynamicBatcher:
 
     ``predict`` scores one batch of payloads and runs in the batcher's own worker thread. ``prepare`` turns a
     request's pairs into (payload, token length) once, in a tokenizer thread; ``lengths`` (token lengths of pairs,
-    the payloads then being the pairs) is the older form. Neither given: pairs, with character lengths.
+    the payloads then being the pairs; ``token_counter``) is the older form. Neither given: pairs, with character
+    lengths. ``prepare``/``lengths`` and ``predict`` run concurrently: they must not share a tokenizer or model
+    unguarded (the adapters in ``batcher_config`` do not).
     """
 
     def __init__(

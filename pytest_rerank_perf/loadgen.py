@@ -5,6 +5,10 @@ and a request's latency runs from its *scheduled* arrival, so a server that fall
 it builds (no coordinated omission). Closed loop keeps ``concurrency`` requests in flight: each caller sends its
 next request when the last one returns. ``find_max_rate`` searches for the highest arrival rate whose p99 latency
 meets a target with no errors.
+
+Both loops read time from ``clock`` (``time.perf_counter`` unless given) and wait with ``asyncio.sleep``, on the
+running loop's clock: on an event loop whose clock is virtual, with ``clock=loop.time``, a schedule and the
+latencies it produces are exact (``tests/test_loadgen.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .errors import RerankPerfError
 from .stats import Percentiles
 
 Submit = Callable[[int], Awaitable[Any]]  # submit(request_index) -> awaitable that completes with the response
+Clock = Callable[[], float]  # seconds, monotonic
 # A server whose model worker is busy this much of the time at its max rate has no more to give from the host
 # side: its rate is the model's. Below it the model waited on something else (the event loop, tokenization).
 MODEL_BOUND = 0.8
@@ -82,34 +87,42 @@ def poisson_schedule(rate: float, requests: int, seed: int = 0) -> np.ndarray:
     return np.cumsum(gaps * (requests / rate / gaps.sum()))
 
 
-async def _timed(submit: Submit, index: int, since: float, latencies: list[float], errors: list[BaseException]) -> None:
+async def _timed(
+    submit: Submit, index: int, since: float, latencies: list[float], errors: list[BaseException], clock: Clock
+) -> None:
     try:
         await submit(index)
     except Exception as exc:  # a failed request counts as an error, never as a latency
         errors.append(exc)
         return
-    latencies.append(time.perf_counter() - since)
+    latencies.append(clock() - since)
 
 
 async def open_loop(
-    submit: Submit, rate: float, requests: int, pairs_per_request: int = 1, seed: int = 0, server: str = ""
+    submit: Submit,
+    rate: float,
+    requests: int,
+    pairs_per_request: int = 1,
+    seed: int = 0,
+    server: str = "",
+    clock: Clock = time.perf_counter,
 ) -> LoadPoint:
     """Issue ``requests`` requests at Poisson arrivals of ``rate`` per second and wait for all of them."""
     schedule = poisson_schedule(rate, requests, seed)
     latencies: list[float] = []
     errors: list[BaseException] = []
     tasks = []
-    start = time.perf_counter()
+    start = clock()
     last_issue = start
     for i, offset in enumerate(schedule):
         due = start + float(offset)
-        delay = due - time.perf_counter()
+        delay = due - clock()
         if delay > 0:
             await asyncio.sleep(delay)
-        last_issue = time.perf_counter()
-        tasks.append(asyncio.ensure_future(_timed(submit, i, due, latencies, errors)))
+        last_issue = clock()
+        tasks.append(asyncio.ensure_future(_timed(submit, i, due, latencies, errors, clock)))
     await asyncio.gather(*tasks)
-    end = time.perf_counter()
+    end = clock()
     return LoadPoint(
         mode="open",
         requests=requests,
@@ -125,7 +138,12 @@ async def open_loop(
 
 
 async def closed_loop(
-    submit: Submit, concurrency: int, requests: int, pairs_per_request: int = 1, server: str = ""
+    submit: Submit,
+    concurrency: int,
+    requests: int,
+    pairs_per_request: int = 1,
+    server: str = "",
+    clock: Clock = time.perf_counter,
 ) -> LoadPoint:
     """``concurrency`` callers, each sending its next request when its last returns, ``requests`` in all."""
     if concurrency < 1:
@@ -136,16 +154,16 @@ async def closed_loop(
 
     async def caller() -> None:
         for i in counter:
-            await _timed(submit, i, time.perf_counter(), latencies, errors)
+            await _timed(submit, i, clock(), latencies, errors, clock)
 
-    start = time.perf_counter()
+    start = clock()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return LoadPoint(
         mode="closed",
         requests=requests,
         completed=len(latencies),
         errors=len(errors),
-        duration_s=time.perf_counter() - start,
+        duration_s=clock() - start,
         latency=Percentiles.of(latencies) if latencies else None,
         pairs_per_request=pairs_per_request,
         concurrency=concurrency,

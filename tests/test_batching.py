@@ -6,7 +6,7 @@ import asyncio
 import random
 import threading
 import zlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -68,6 +68,13 @@ class StandIn:
             await asyncio.sleep(0.001)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (something another thread does): an ordering, not a timing.
+    ``run``'s deadline fails a test whose condition never comes."""
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
 def make_pairs(tag: str, n: int, rng: random.Random) -> list[Pair]:
     return [(f"q-{tag}", "w " * rng.randint(1, 60) + f"{tag}-{i}") for i in range(n)]
 
@@ -77,21 +84,28 @@ def expected(pairs: Sequence[Pair]) -> np.ndarray:
 
 
 def test_concurrent_callers_each_get_exactly_their_own_scores() -> None:
+    """60 callers in six waves; each wave arrives while the batch before it is held in the model, so the queue
+    mixes waves and every later batch merges callers: by construction, not by the timing of sleeps."""
     rng = random.Random(7)
     requests = {f"r{i}": make_pairs(f"r{i}", rng.randint(1, 20), rng) for i in range(60)}
-    model = StandIn()
+    names = list(requests)
+    rng.shuffle(names)
+    model = StandIn(hold=True)
 
     async def main() -> dict[str, np.ndarray]:
-        async with DynamicBatcher(model, BatcherConfig(max_batch=16, max_wait_s=0.01)) as batcher:
-
-            async def caller(name: str) -> tuple[str, np.ndarray]:
-                await asyncio.sleep(rng.random() * 0.02)
-                return name, await batcher.rerank(requests[name])
-
-            got = await asyncio.gather(*(caller(n) for n in requests))
+        async with DynamicBatcher(model, BatcherConfig(max_batch=16, max_wait_s=0.0)) as batcher:
+            tasks = {}
+            for wave in range(6):
+                tasks |= {n: asyncio.ensure_future(batcher.rerank(requests[n])) for n in names[wave::6]}
+                if wave:
+                    model.release()  # the batch held since the last wave returns; the next one takes both waves'
+                await model.entered_at_least(wave + 1)
+            assert model.permits is not None
+            model.permits.release(len(names))  # the rest runs freely
+            got = {n: await t for n, t in tasks.items()}
             assert batcher.pending == 0
             assert max(b.requests for b in batcher.stats.batches) > 1, "no batch merged two callers"
-        return dict(got)
+        return got
 
     got = run(main())
     for name, pairs in requests.items():
@@ -101,24 +115,39 @@ def test_concurrent_callers_each_get_exactly_their_own_scores() -> None:
 
 
 def test_scores_through_the_batcher_equal_direct_predict(tiny_model: CrossEncoderReranker) -> None:
+    """The README's older form on the tiny twin. The first batch is held in the model until every other request is
+    counted and queued: the batches after it then merge requests by construction."""
     ce = tiny_model.cross_encoder
     spec = WorkloadSpec(Uniform(16, 200), seed=3)
     pool = build_workload(spec, tiny_model.tokenizer, 96).pairs
     rng = random.Random(1)
-    requests = [list(rng.sample(pool, rng.randint(1, 12))) for _ in range(24)]
-    config = BatcherConfig(max_batch=32, max_wait_s=0.01, max_tokens=32 * 128)
+    requests = [list(rng.sample(pool, rng.randint(1, 12))) for _ in range(12)]
+    config = BatcherConfig(max_batch=32, max_wait_s=0.0, max_tokens=32 * 128)
+    predict, release, held = cross_encoder_predict(ce), threading.Event(), []
+
+    def first_waits(pairs: list[Pair]) -> Any:
+        if not held:
+            held.append(len(pairs))
+            if not release.wait(timeout=30):
+                raise RuntimeError("the first batch was never released")
+        return predict(pairs)
 
     async def main() -> list[np.ndarray]:
         lengths = token_counter(tiny_model.tokenizer, tiny_model.identity.max_length)
-        async with DynamicBatcher(cross_encoder_predict(ce), config, lengths) as batcher:
-            out = await asyncio.gather(*(batcher.rerank(r) for r in requests))
+        async with DynamicBatcher(first_waits, config, lengths) as batcher:
+            tasks = [asyncio.ensure_future(batcher.rerank(r)) for r in requests]
+            await until(lambda: bool(held) and batcher.pending + held[0] == sum(map(len, requests)))
+            release.set()
+            out = await asyncio.gather(*tasks)
             assert max(b.requests for b in batcher.stats.batches) > 1
             assert all(b.padded_tokens <= config.max_tokens or b.pairs == 1 for b in batcher.stats.batches)
         return list(out)
 
-    for pairs, scores in zip(requests, run(main()), strict=True):
-        direct = ce.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
-        np.testing.assert_allclose(scores, direct, rtol=0, atol=ABS_TOLERANCE["fp32"])
+    got = run(main())
+    asked = sorted({p for r in requests for p in r})
+    direct = dict(zip(asked, ce.predict(asked, batch_size=32, show_progress_bar=False), strict=True))
+    for pairs, scores in zip(requests, got, strict=True):
+        np.testing.assert_allclose(scores, [direct[p] for p in pairs], rtol=0, atol=ABS_TOLERANCE["fp32"])
 
 
 def test_cancelled_and_timed_out_requests_leak_nothing() -> None:
@@ -242,10 +271,12 @@ def test_close_without_drain_fails_what_is_queued() -> None:
 
 
 def test_inference_runs_off_the_event_loop() -> None:
-    """The model waits for a signal that only a coroutine on the loop can send: a blocked loop would deadlock."""
-    signal = threading.Event()
+    """The model, once it has started, waits for a signal that only a coroutine on the loop can send: a model run
+    on the loop would deadlock (its wait times out and the test fails instead of hanging)."""
+    entered, signal = threading.Event(), threading.Event()
 
     def predict(pairs: list[Pair]) -> list[float]:
+        entered.set()
         if not signal.wait(timeout=10):
             raise RuntimeError("the event loop was blocked while the model ran")
         return [score_of(p) for p in pairs]
@@ -254,7 +285,7 @@ def test_inference_runs_off_the_event_loop() -> None:
         loop_thread = threading.current_thread().name
         async with DynamicBatcher(predict, BatcherConfig(max_wait_s=0.0)) as batcher:
             task = asyncio.ensure_future(batcher.rerank([("q", "d")]))
-            await asyncio.sleep(0.01)
+            await until(entered.is_set)  # the model is running now, and the loop is still ours
             signal.set()
             return await task, loop_thread
 
@@ -363,33 +394,25 @@ def test_the_batcher_tokenizes_each_request_once_and_the_model_gets_token_ids(
 
 
 def test_tokenization_never_blocks_the_event_loop() -> None:
-    tokenize_s = 0.15  # per request: a blocked loop would stall its heartbeat at least this long
+    """``prepare``, once it has started, waits for a signal that only a coroutine on the loop can send: tokenizing
+    on the loop would deadlock (the wait times out and the test fails instead of hanging)."""
+    entered, signal = threading.Event(), threading.Event()
 
-    def slow_prepare(pairs: Sequence[Pair]) -> list[tuple[Any, int]]:
-        threading.Event().wait(tokenize_s)  # the tokenizer thread is busy; the loop must not be
+    def prepare(pairs: Sequence[Pair]) -> list[tuple[Any, int]]:
+        entered.set()
+        if not signal.wait(timeout=10):
+            raise RuntimeError("the event loop was blocked while a request was tokenized")
         return [(p, len(p[0]) + len(p[1])) for p in pairs]
 
-    async def main() -> float:
-        gaps: list[float] = []
-        done = asyncio.Event()
+    async def main() -> list[np.ndarray]:
+        async with DynamicBatcher(StandIn(), BatcherConfig(max_batch=8), prepare=prepare) as b:
+            tasks = [asyncio.ensure_future(b.rerank([(f"q{i}", "d")])) for i in range(3)]
+            await until(entered.is_set)  # a request is being tokenized, and the loop is still ours
+            signal.set()
+            return await asyncio.gather(*tasks)
 
-        async def heartbeat() -> None:
-            loop = asyncio.get_running_loop()
-            last = loop.time()
-            while not done.is_set():
-                await asyncio.sleep(0.005)
-                now = loop.time()
-                gaps.append(now - last)
-                last = now
-
-        beat = asyncio.ensure_future(heartbeat())
-        async with DynamicBatcher(StandIn(), BatcherConfig(max_batch=8), prepare=slow_prepare) as b:
-            await asyncio.gather(*(b.rerank([(f"q{i}", "d")]) for i in range(3)))
-        done.set()
-        await beat
-        return max(gaps)
-
-    assert run(main()) < tokenize_s / 2
+    got = run(main())
+    assert [g.tolist() for g in got] == [pytest.approx([score_of((f"q{i}", "d"))]) for i in range(3)]
 
 
 def test_a_batcher_takes_prepare_or_lengths_not_both() -> None:

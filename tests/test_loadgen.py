@@ -1,18 +1,58 @@
-"""The load generator: arrival schedules, open and closed loops, and the max-rate search."""
+"""The load generator: arrival schedules, open and closed loops, and the max-rate search.
+
+The loops run on an event loop whose clock is virtual: it jumps to the next timer instead of waiting for it, so
+every arrival, wait and latency is exact and no test depends on how busy the machine is. (What the generator
+achieves against a real model is a figure: the load benchmark checks each point's issued rate.)
+"""
 
 from __future__ import annotations
 
 import asyncio
+import selectors
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
-from pytest_rerank_perf.backends import CrossEncoderReranker
-from pytest_rerank_perf.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict
 from pytest_rerank_perf.errors import RerankPerfError
 from pytest_rerank_perf.loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop, poisson_schedule
 from pytest_rerank_perf.stats import Percentiles
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+
+T = TypeVar("T")
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock: when nothing is ready it moves the clock to the next timer at once. For
+    coroutines only (a thread's result would arrive on the wall clock while this one jumps ahead)."""
+
+    def __init__(self) -> None:
+        loop = self
+
+        class Jumping(selectors.DefaultSelector):
+            def select(self, timeout: float | None = None) -> Any:
+                events = super().select(0 if timeout is not None else None)
+                if not events and timeout:
+                    loop.now += timeout
+                return events
+
+        self.now = 0.0
+        super().__init__(Jumping())
+
+    def time(self) -> float:
+        return self.now
+
+
+def virtual(coro: Coroutine[Any, Any, T]) -> T:
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def test_poisson_schedule_offers_exactly_the_target_rate_with_exponential_gaps() -> None:
@@ -33,45 +73,64 @@ def test_poisson_schedule_rejects_bad_input(rate: float, requests: int) -> None:
         poisson_schedule(rate, requests)
 
 
-def test_open_loop_arrival_rate_matches_the_target_within_5_percent(tiny_model: CrossEncoderReranker) -> None:
-    """Poisson arrivals against the real batcher and the tiny twin, as the GPU benchmark runs them."""
-    docs = 8
-    pool = build_workload(WorkloadSpec(Fixed(64), seed=2), tiny_model.tokenizer, 64).pairs
-    target = 150.0
+def test_open_loop_issues_each_request_at_its_scheduled_arrival() -> None:
+    """The offered rate is exactly the target, and latency runs from the scheduled arrival."""
+    rate, requests, service = 150.0, 300, 0.004
+    issued: list[float] = []
 
-    async def main() -> LoadPoint:
-        config = BatcherConfig(max_batch=64, max_wait_s=0.002)
-        async with DynamicBatcher(cross_encoder_predict(tiny_model.cross_encoder), config) as batcher:
+    async def server(i: int) -> None:
+        issued.append(now())
+        await asyncio.sleep(service)
 
-            async def submit(i: int) -> object:
-                start = (i * docs) % (len(pool) - docs)
-                return await batcher.rerank(pool[start : start + docs])
-
-            return await open_loop(submit, target, requests=300, pairs_per_request=docs, seed=1)
-
-    point = asyncio.run(main())
-    assert point.completed == 300
-    assert point.errors == 0
-    assert point.arrival_rate is not None
-    assert point.arrival_rate == pytest.approx(target, rel=0.05)
+    point = virtual(open_loop(server, rate, requests, pairs_per_request=8, seed=1, clock=now))
+    np.testing.assert_allclose(issued, poisson_schedule(rate, requests, seed=1), rtol=0, atol=1e-9)
+    assert point.arrival_rate == pytest.approx(rate, rel=1e-9)
+    assert (point.completed, point.errors) == (requests, 0)
     assert point.latency is not None
-    assert point.latency.p50 <= point.latency.p95 <= point.latency.p99 <= point.latency.max
+    assert point.latency.mean == pytest.approx(service, abs=1e-9)  # with max: every latency is the service time
+    assert point.latency.max == pytest.approx(service, abs=1e-9)
+    assert point.duration_s == pytest.approx(requests / rate + service, abs=1e-9)
+    assert point.pairs_per_s == pytest.approx(requests * 8 / point.duration_s)
 
 
 def test_open_loop_charges_queueing_to_latency() -> None:
-    """A server slower than the arrival rate: latency grows with the backlog, measured from scheduled arrival."""
+    """A server slower than the arrival rate: each request waits for the backlog ahead of it, and its latency,
+    from its scheduled arrival, says so exactly (a FIFO queue: capacity 100/s, offered 400/s)."""
+    service, rate, requests = 0.01, 400.0, 60
     lock = asyncio.Lock()
 
     async def slow_server(i: int) -> None:
-        async with lock:  # one request at a time, 10 ms each: capacity 100/s, offered 400/s
-            await asyncio.sleep(0.01)
+        async with lock:  # one request at a time, in arrival order
+            await asyncio.sleep(service)
 
-    point = asyncio.run(open_loop(slow_server, 400.0, requests=60, seed=0))
-    assert point.completed == 60
-    # the last request waits for most of the 60 x 10 ms of work queued ahead of it
+    point = virtual(open_loop(slow_server, rate, requests, seed=0, clock=now))
+    done, expected = 0.0, []
+    for arrival in poisson_schedule(rate, requests, seed=0):
+        done = max(done, arrival) + service
+        expected.append(done - arrival)
+    assert point.completed == requests
     assert point.latency is not None
-    assert point.latency.max > 0.3
+    assert point.latency.max == pytest.approx(max(expected), abs=1e-9)
+    assert point.latency.p50 == pytest.approx(Percentiles.of(expected).p50, abs=1e-9)
+    assert point.latency.max > 0.3  # the last request waits for most of the 60 x 10 ms queued ahead of it
     assert not point.meets(0.1)
+
+
+def test_a_generator_held_up_still_charges_latency_from_the_scheduled_arrival() -> None:
+    """A server that holds the event loop (10 ms per call, synchronously) makes the generator issue late: the late
+    issue is charged to the requests (no coordinated omission) and shows in the issued rate."""
+    rate, requests, hold = 400.0, 20, 0.01
+    schedule = poisson_schedule(rate, requests, seed=3)
+
+    async def blocking(i: int) -> None:
+        asyncio.get_running_loop().now += hold  # type: ignore[attr-defined]
+
+    point = virtual(open_loop(blocking, rate, requests, seed=3, clock=now))
+    assert point.latency is not None
+    # busy from the first arrival on: the last request, scheduled at schedule[-1], returns at the end of it all
+    assert point.latency.max == pytest.approx(schedule[0] + requests * hold - schedule[-1], abs=1e-9)
+    assert point.arrival_rate is not None
+    assert point.arrival_rate < rate / 2
 
 
 def test_closed_loop_keeps_exactly_the_requested_concurrency_and_counts_errors() -> None:
@@ -86,11 +145,14 @@ def test_closed_loop_keeps_exactly_the_requested_concurrency_and_counts_errors()
         if i % 10 == 0:
             raise ValueError("bad request")
 
-    point = asyncio.run(closed_loop(server, concurrency=6, requests=100))
+    point = virtual(closed_loop(server, concurrency=6, requests=100, clock=now))
     assert peak == 6
     assert point.requests == 100
     assert point.errors == 10
     assert point.completed == 90
+    assert point.duration_s == pytest.approx(17 * 0.001, abs=1e-9)  # ceil(100 / 6) rounds of 1 ms
+    assert point.latency is not None
+    assert point.latency.max == pytest.approx(0.001, abs=1e-9)  # no request waited for another
     assert not point.meets(10.0)  # errors fail a load point whatever its latency
 
 
@@ -146,7 +208,7 @@ async def _failing(i: int) -> None:
 
 
 def test_a_rate_search_with_failed_requests_stops_and_says_why() -> None:
-    search = asyncio.run(find_max_rate(lambda r: open_loop(_failing, r, 5), 0.1, 100.0))
+    search = virtual(find_max_rate(lambda r: open_loop(_failing, r, 5, clock=now), 0.1, 100.0))
     assert len(search.points) == 1
     assert search.stopped == "5 of 5 requests failed at 100.0 req/s"
     assert search.to_dict()["max_rate"] is None

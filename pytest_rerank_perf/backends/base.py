@@ -3,6 +3,10 @@
 Every measurement procedure, tracker and the batcher talk to a ``Reranker``; none of them knows about
 sentence-transformers. A new backend (ONNX Runtime, a served endpoint, a stand-in) is one module in this package
 that implements the protocol, plus a line in ``backends/__init__.py``.
+
+Its methods may be called from several threads at once (the dynamic batcher encodes in its tokenizer thread while
+its worker runs ``predict_encoded``; a caller may run ``predict`` meanwhile): a backend holds ``guards.exclusive``
+of what a method uses (model first, then tokenizer) so that no tokenizer or model is used by two threads at once.
 """
 
 from __future__ import annotations

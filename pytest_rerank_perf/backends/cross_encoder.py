@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import device as dev
 from ..errors import ModelNotFoundError, UsageError
+from ..guards import exclusive
 from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, quiet_progress_bars
 from ..validation import device_text, is_int
 from .base import Pair
@@ -41,7 +42,11 @@ class CrossEncoderReranker:
 
     ``predict`` is ``CrossEncoder.predict`` exactly as users call it. ``attention`` names the attention kernel the
     calls run with (None: as loaded); variants that change it share these weights (``backends/variants.py``), so
-    each of their calls sets it and puts the loaded one back."""
+    each of their calls sets it and puts the loaded one back.
+
+    Every call holds the lock of what it uses (``guards``): the model (its kernel switch included), then the
+    tokenizer. ``encode`` (tokenizer only) and ``predict_encoded`` (model only) run side by side, as in the batcher;
+    ``predict`` tokenizes, so it takes its turn with both."""
 
     cross_encoder: CrossEncoder
     identity: ModelIdentity
@@ -70,15 +75,21 @@ class CrossEncoderReranker:
         finally:
             model.set_attn_implementation(loaded)
 
+    @contextlib.contextmanager
+    def _tokenizing_call(self) -> Iterator[None]:
+        """``CrossEncoder.predict`` runs the model and tokenizes: its turn with both, model first."""
+        with exclusive(self.cross_encoder), exclusive(self.cross_encoder.tokenizer), self._own_attention():
+            yield
+
     def predict(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
-        with self._own_attention():
+        with self._tokenizing_call():
             out = self.cross_encoder.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32).reshape(len(pairs))
 
     def logits(self, pairs: Sequence[Pair], batch_size: int) -> np.ndarray:
         import torch
 
-        with self._own_attention():
+        with self._tokenizing_call():
             out = self.cross_encoder.predict(
                 list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
             )
@@ -93,13 +104,14 @@ class CrossEncoderReranker:
         return self.cross_encoder.max_seq_length or self.identity.max_length
 
     def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
-        return encode(self.tokenizer, pairs, self.max_length)
+        with exclusive(self.tokenizer):
+            return encode(self.tokenizer, pairs, self.max_length)
 
     def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int) -> np.ndarray:
         """Scores of pairs tokenized by ``encode``: token-sorted batches of ``batch_size``, no second tokenization."""
         plan = sorted_plan([len(e) for e in encoded], batch_size)
         forward = self.batch_module()
-        with self._own_attention():
+        with exclusive(self.cross_encoder), self._own_attention():
             scores = score_encoded(
                 lambda f: forward({**f, "modality": "text"})["scores"],
                 self._pad_id,

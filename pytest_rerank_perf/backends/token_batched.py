@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..guards import exclusive
 from ..pairs import Pair
 from .batch_plans import Batches, budget_plan, sorted_plan, token_budget
 from .cross_encoder import CrossEncoderReranker
@@ -63,11 +64,13 @@ class TokenBatchedReranker:
         return sorted_plan(lengths, batch_size)
 
     def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
-        return encode(self.tokenizer, pairs, self.base.max_length)
+        with exclusive(self.tokenizer):  # shared with the reference backend and the batcher's other thread
+            return encode(self.tokenizer, pairs, self.base.max_length)
 
     def _scores(self, encoded: Sequence[Encoded], plan: Batches, activation: Callable[[Any], Any] | None) -> np.ndarray:
         where = str(self.base.cross_encoder.device)  # where the weights are, as predict moves its batches
-        return score_encoded(self._module, self._pad_id, encoded, plan, where, activation, self._phases)
+        with exclusive(self.base.cross_encoder):  # the reference backend's model: one call on it at a time
+            return score_encoded(self._module, self._pad_id, encoded, plan, where, activation, self._phases)
 
     def _run(self, pairs: Sequence[Pair], batch_size: int, activation: Callable[[Any], Any] | None) -> np.ndarray:
         with self._phases.phase("tokenize"):
