@@ -228,9 +228,20 @@ async def find_max_rate(
     max_rate: float = 1e6,
     min_rate: float | None = None,
     refine_steps: int = 3,
+    service: LoadPoint | None = None,
 ) -> RateSearch:
-    """Double the rate until p99 misses the target, then bisect (geometrically) between the last pass and fail."""
+    """Double the rate until p99 misses the target, then bisect (geometrically) between the last pass and fail.
+
+    ``service``: one request at a time (a closed loop of one caller). Where its p99 already misses the target, no
+    offered rate can meet it (queueing only adds to it): the search stops there instead of halving the rate down
+    to the floor, each point then lasting ``requests / rate`` seconds, minutes on a slow machine."""
     search = RateSearch(p99_target_s)
+    if service is not None and service.latency is not None and service.latency.p99 > p99_target_s:
+        search.stopped = (
+            f"one request at a time already takes p99 {service.latency.p99 * 1e3:,.1f} ms, over the "
+            f"{p99_target_s * 1e3:,.0f} ms target: no rate meets it"
+        )
+        return search
     floor = min_rate or start_rate / 64
 
     async def passes(rate: float) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import selectors
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -181,6 +182,25 @@ def test_find_max_rate_reports_none_when_nothing_passes() -> None:
     search = asyncio.run(find_max_rate(measure, p99_target_s=0.1, start_rate=10.0, min_rate=1.0))
     assert search.max_rate is None
     assert min(p.target_rate or 0 for p in search.points) >= 1.0
+
+
+def test_a_service_time_over_the_target_stops_the_search_before_any_rate_is_offered() -> None:
+    """Queueing only adds to one request's own latency: halving the rate towards the floor (each point then lasting
+    requests / rate seconds) cannot find a rate that meets the target, so none is tried."""
+    offered: list[float] = []
+
+    async def measure(rate: float) -> LoadPoint:
+        offered.append(rate)
+        return _fake_point(rate, capacity=1e9)
+
+    slow = LoadPoint("closed", 20, 20, 0, 4.0, Percentiles.of([0.2] * 20), 10, concurrency=1)
+    search = asyncio.run(find_max_rate(measure, p99_target_s=0.1, start_rate=10.0, service=slow))
+    assert offered == []
+    assert search.max_rate is None
+    assert search.stopped is not None
+    assert "200.0 ms, over the 100 ms target" in search.stopped
+    fast = replace(slow, latency=Percentiles.of([0.05] * 20))
+    assert asyncio.run(find_max_rate(measure, p99_target_s=0.1, start_rate=10.0, service=fast)).max_rate is not None
 
 
 def _point(rate: float, p99: float, busy: float | None, host: float | None = None) -> LoadPoint:

@@ -81,7 +81,7 @@ async def _search(
         host_busy = (host.seconds - tokenizing) / point.duration_s if host else None
         return replace(point, model_busy=(meter.seconds - busy) / point.duration_s, host_busy=host_busy)
 
-    return await find_max_rate(at, p99, start, refine_steps=sizing.refine_steps)
+    return await find_max_rate(at, p99, start, refine_steps=sizing.refine_steps, service=probe)
 
 
 async def _fixed_batch(
