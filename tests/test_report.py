@@ -34,7 +34,12 @@ def test_load(rerank_session):
                         for c in (1, 4, 16)],
     }}))
 """
-MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "10", "--rerank-batch-sizes", "2,10", "--rerank-rounds", "12")
+# Timed on a virtual clock (``pytest_rerank_perf/fakegpu/clock.py``): the slowdown the diff must flag shows against
+# the base run whatever the host's speed.
+MATRIX = (
+    *("-p", "pytest_rerank_perf.fakegpu.clock", "--rerank-device", "cpu"),
+    *("--rerank-num-pairs", "10", "--rerank-batch-sizes", "2,10", "--rerank-rounds", "12"),
+)
 
 
 @pytest.fixture
@@ -76,7 +81,6 @@ def test_a_run_writes_the_report_folder_and_render_reproduces_it(run_dir: pytest
     assert (tmp_path / "load-concurrent.png").read_bytes().startswith(PNG)
 
 
-@pytest.mark.usefixtures("steady_forward")  # the slowdown must show against the base run whatever the host's speed
 def test_diff_flags_a_slowdown_and_refuses_other_models(
     run_dir: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:
