@@ -2,17 +2,64 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
 from pytest_rerank_perf.fakegpu import clock
 from pytest_rerank_perf.twin import TINY_TWIN, ensure_twin
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process (and, through the environment, per process it starts): two xdist workers
+    on two cores, each with two spinning OpenMP threads, run the tiny twin 3-5x slower than one thread each. And
+    deterministic hypothesis settings."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    # the same examples on every run, no deadline a busy host could miss: a property test passes or fails on the code
+    settings.register_profile("rerank-tests", deadline=None, derandomize=True, database=None)
+    settings.load_profile("rerank-tests")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (the full-size twin build, then the end-to-end pytester runs): under xdist they start
+    at once and the short unit tests fill in around them, instead of a long one starting last on one worker while
+    the other idles."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "pytester" not in item.fixturenames))
+
+
+MEASURING = {"pytester", "tiny_model", "twin_cache"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What an in-process pytester run inherits from this process is reset around every test: the xdist worker's
+    variables (an inner run would think it is worker gwN and pin itself to fake GPU N), and the hypothesis profile
+    (an inner run's ``--hypothesis-profile`` would otherwise hold for every later test of this worker).
+
+    ``device.free_memory`` calls ``gc.collect()`` before each cell and after each out-of-memory, and an inner run's
+    pytest once more (its check for unraisable exceptions); in this process each call scans every object of torch,
+    transformers and the earlier tests: 0.3 s a call, most of a small run. Before a test that measures (a pytester
+    run, the tiny twin) the garbage is collected and what is still alive is frozen (``gc.freeze``), so those
+    collections scan the test's own objects only."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    if MEASURING & set(request.fixturenames):
+        gc.collect()
+        gc.freeze()
+    profile = settings.get_current_profile_name()
+    yield
+    settings.load_profile(profile)
 
 
 @pytest.fixture(scope="session")
