@@ -21,9 +21,11 @@ def install(session: nox.Session, *extra: str, target: str = ".") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The plugin's own tests, on the CPU with the tiny twin (and one full-size twin build)."""
-    install(session, target=".[test]")  # pytest-xdist for the multi-worker test, pyyaml for the CI example
-    session.run("pytest", "tests", *session.posargs)
+    """The plugin's own tests, on the CPU with the tiny twin (and one full-size twin build), one pytest-xdist worker
+    per core. ``worksteal``: an idle worker takes tests queued on a busy one, so the few long end-to-end tests (run
+    first, tests/conftest.py) never leave one worker finishing alone."""
+    install(session, target=".[test]")  # pytest-xdist: the workers and the multi-worker tests; pyyaml: the CI example
+    session.run("pytest", "tests", "-n", "auto", "--dist", "worksteal", *session.posargs)
 
 
 @nox.session

@@ -5,6 +5,8 @@ Everything else asks this module, so a test can substitute a fake GPU in one pla
 device it is about: a tracker measuring ``cuda:1`` never synchronises or records on the current device instead.
 Every function is a no-op (or returns None) for ``cpu``: "not measured" is never zero. torch is imported lazily.
 ``use_cuda`` swaps ``torch.cuda`` for a stand-in (``pytest_rerank_perf.fakegpu``): the seam the CI's fake GPU uses.
+``clock``/``pause`` are the time every timing site of a cell reads and spends (wall clock by default); ``use_clock``
+swaps in a virtual one, so a test's timings and verdicts do not depend on the host's speed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from .errors import DeviceError
 
 _stand_in: Any = None  # what answers instead of ``torch.cuda`` while a fake GPU is installed
+_clock: Any = None  # what tells the time instead of the wall clock while a virtual clock is installed
 
 
 def use_cuda(stand_in: Any) -> None:
@@ -31,6 +34,28 @@ def _cuda() -> Any:
     import torch
 
     return torch.cuda
+
+
+def use_clock(stand_in: Any) -> None:
+    """Read the time from ``stand_in`` (called for seconds; ``advance(seconds)`` moves it); None: the wall clock."""
+    global _clock
+    _clock = stand_in
+
+
+def clock() -> float:
+    """Seconds on the clock every timing site of a cell reads: ``time.perf_counter``, or the installed stand-in."""
+    return time.perf_counter() if _clock is None else float(_clock())
+
+
+def pause(seconds: float) -> None:
+    """Let ``seconds`` pass on that clock: a busy-wait on the wall clock (sleep() overshoots sub-millisecond waits),
+    an advance of a virtual one."""
+    if _clock is not None:
+        _clock.advance(seconds)
+        return
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
 
 # Out-of-memory as cuBLAS/cuDNN report it: a RuntimeError whose text names a failed allocation.
@@ -133,9 +158,9 @@ def synchronizer(device: str) -> Callable[[], None]:
 
 def stamp(device: str) -> Any:
     """A time stamp for forward timing: a CUDA event recorded on ``device``'s current stream (no stall), or the
-    wall clock on the CPU. Read pairs of stamps with ``elapsed``."""
+    clock on the CPU. Read pairs of stamps with ``elapsed``."""
     if not is_cuda(device):
-        return time.perf_counter()
+        return clock()
     cuda = _cuda()
     event = cuda.Event(enable_timing=True)
     event.record(cuda.current_stream(index_of(device)))

@@ -8,7 +8,6 @@ verdict is "different machine" (``gate/machine.py``), not a list of regressions 
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,10 +46,10 @@ class Fingerprint:
 
 def _timed(run: Any, sync: Any) -> float:
     sync()
-    start = time.perf_counter()
+    start = dev.clock()
     run()
     sync()
-    return time.perf_counter() - start
+    return dev.clock() - start
 
 
 def measure(device: str, gpu: dict[str, Any] | None = None) -> Fingerprint:

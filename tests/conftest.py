@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
+from pytest_rerank_perf.fakegpu import clock
 from pytest_rerank_perf.twin import TINY_TWIN, ensure_twin
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process (and, through the environment, per process it starts): two xdist workers
+    on two cores, each with two spinning OpenMP threads, run the tiny twin 3-5x slower than one thread each. And
+    deterministic hypothesis settings."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    # the same examples on every run, no deadline a busy host could miss: a property test passes or fails on the code
+    settings.register_profile("rerank-tests", deadline=None, derandomize=True, database=None)
+    settings.load_profile("rerank-tests")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (the full-size twin build, then the end-to-end pytester runs): under xdist they start
+    at once and the short unit tests fill in around them, instead of a long one starting last on one worker while
+    the other idles."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "pytester" not in item.fixturenames))
+
+
+MEASURING = {"pytester", "tiny_model", "twin_cache"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What an in-process pytester run inherits from this process is reset around every test: the xdist worker's
+    variables (an inner run would think it is worker gwN and pin itself to fake GPU N), and the hypothesis profile
+    (an inner run's ``--hypothesis-profile`` would otherwise hold for every later test of this worker).
+
+    ``device.free_memory`` calls ``gc.collect()`` before each cell and after each out-of-memory, and an inner run's
+    pytest once more (its check for unraisable exceptions); in this process each call scans every object of torch,
+    transformers and the earlier tests: 0.3 s a call, most of a small run. Before a test that measures (a pytester
+    run, the tiny twin) the garbage is collected and what is still alive is frozen (``gc.freeze``), so those
+    collections scan the test's own objects only."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    if MEASURING & set(request.fixturenames):
+        gc.collect()
+        gc.freeze()
+    profile = settings.get_current_profile_name()
+    yield
+    settings.load_profile(profile)
 
 
 @pytest.fixture(scope="session")
@@ -40,54 +89,21 @@ def shared_cache_env(monkeypatch: pytest.MonkeyPatch, twin_cache: Path, tiny_twi
     return twin_cache
 
 
-# A conftest for pytester runs whose test asserts a gate verdict. This 2-core VM has spells of seconds in which it runs
-# at half speed or less (seen: one cell of a re-run +76% while its neighbour was -4%), and a one-process baseline
-# cannot tell that from a regression. So every forward is padded, by busy-waiting on the wall clock, to a fixed 60 ms,
-# far above the tiny twin's 2-25 ms even at half speed: the measured times, the statistics and the verdict stay real,
-# but the host's speed no longer reaches them. The injected slowdown stretches the padded forward (its hooks run
-# after these), as a slower kernel would.
-STEADY_FORWARD_S = 0.060
-STEADY_FORWARD = f"""
-import time
-
-import pytest
-
-FLOOR_S = {STEADY_FORWARD_S}
-
-
-@pytest.fixture(scope="session")
-def rerank_model(rerank_model):
-    started = [0.0]
-
-    def pre(*_):
-        started[0] = time.perf_counter()
-
-    def post(*_):
-        while time.perf_counter() < started[0] + FLOOR_S:
-            pass
-
-    layer = rerank_model.cross_encoder[0]
-    layer.register_forward_pre_hook(pre)
-    layer.register_forward_hook(post)
-    return rerank_model
-"""
+CLOCK_PLUGIN = ("-p", "pytest_rerank_perf.fakegpu.clock")
 
 
 @pytest.fixture
-def steady_forward(pytester: pytest.Pytester) -> float:
-    """Pad every forward of this test's pytester runs to a fixed wall-clock time; returns that time in seconds."""
-    pytester.makeconftest(STEADY_FORWARD)
-    return STEADY_FORWARD_S
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[str, ...]]:
+    """Time this test's pytest runs on a virtual clock (``pytest_rerank_perf/fakegpu/clock.py``): each forward costs a
+    seeded, deterministic time, so the statistics and the verdicts are the same on any host, however busy. Call it
+    with ``ForwardCost``'s fields (``noise``, ``drift``, ``seed``, ...) for the runs that follow; it returns the
+    arguments that load the plugin (the pooled processes inherit the settings from the environment)."""
 
+    def use(**cost: float) -> tuple[str, ...]:
+        monkeypatch.setenv(clock.ENV, json.dumps(cost))
+        return CLOCK_PLUGIN
 
-@pytest.fixture
-def steady_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Record-then-compare runs within one test are one machine: a CPU slowed for a moment by another process must
-    not make the fingerprint call it another one (the fingerprint's own tests are in test_fail_closed.py)."""
-    from pytest_rerank_perf import fingerprint
-
-    steady = fingerprint.Fingerprint("fp32 512x512x512 on cpu", 1.0e11, 0.01)
-    monkeypatch.setattr(fingerprint, "measure", lambda device, gpu=None: steady)
+    return use
 
 
 # The matrix benchmark as a pytester run measures it: one cell per test, the plugin's own fixtures.

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_rerank_perf import device as dev
 from pytest_rerank_perf.fingerprint import Fingerprint, measure
 from pytest_rerank_perf.gate.judge import gate, planned_cells
 from pytest_rerank_perf.gate.machine import machine_difference
@@ -164,11 +165,30 @@ def test_saved_verdicts_keep_every_list(status: str) -> None:
     assert again == report
 
 
+class GemmClock:
+    """A device clock on which the n-th timed GEMM takes ``seconds[n]``: each read after a start read ends one."""
+
+    def __init__(self, seconds: list[float]) -> None:
+        self.seconds = iter(seconds)
+        self.now, self.started = 0.0, False
+
+    def __call__(self) -> float:
+        if self.started:
+            self.now += next(self.seconds)
+        self.started = not self.started
+        return self.now
+
+
 def test_the_fingerprint_times_a_fixed_gemm_on_the_device() -> None:
-    measured = measure("cpu")
+    # two warm-ups, then 15 repeats: a third at 4 ms, a third at 5 ms, a third at 6 ms
+    dev.use_clock(GemmClock([1.0, 1.0] + [0.004] * 5 + [0.005] * 5 + [0.006] * 5))
+    try:
+        measured = measure("cpu")
+    finally:
+        dev.use_clock(None)
     assert measured.gemm == "fp32 512x512x512 on cpu"
-    assert measured.flops > 1e8  # any CPU of this decade does far more than 0.1 GFLOP/s
-    assert measured.noise >= 0  # its spread: large on a busy machine, never negative
+    assert measured.flops == pytest.approx(2 * 512**3 / 0.005, rel=1e-3)  # the median rate; warm-ups not counted
+    assert measured.noise == pytest.approx((1 / 0.004 - 1 / 0.006) / 1.349 / (1 / 0.005), rel=1e-2)  # IQR / median
     assert Fingerprint.from_dict(measured.to_dict()) == measured
     assert Fingerprint.from_dict(None) is None
 

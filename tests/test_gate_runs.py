@@ -4,16 +4,24 @@ pooled processes, and what pytest-benchmark's own JSON carries."""
 from __future__ import annotations
 
 import json
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pytest_rerank_perf.measurements.processes import run_child
 from pytest_rerank_perf.store.reader import record_command
 
-# record, then compare, on this machine: the fingerprint is held steady (conftest)
-pytestmark = pytest.mark.usefixtures("steady_fingerprint")
-
-MATRIX = ("--rerank-device", "cpu", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "8")
+# Timed on a virtual clock (``pytest_rerank_perf/fakegpu/clock.py``): no verdict here depends on the host's speed, and
+# the virtual machine's fingerprint is fixed (record, then compare, on one machine).
+CLOCK = ("-p", "pytest_rerank_perf.fakegpu.clock")
+MATRIX = (
+    *(*CLOCK, "--rerank-device", "cpu", "--rerank-pair-tokens", "32"),
+    *("--rerank-num-pairs", "12", "--rerank-batch-sizes", "4,12", "--rerank-rounds", "3"),
+)
+ONE_CELL = ("--rerank-batch-sizes", "12")  # where one cell shows what two would
 LENIENT = ("--rerank-threshold", "throughput=500%", "--rerank-threshold", "latency=500%")
 
 
@@ -26,7 +34,7 @@ def _profiles(p: pytest.Pytester) -> list[Path]:
 
 
 def test_a_run_of_another_workload_compares_nothing_and_fails_when_required(bench: pytest.Pytester) -> None:
-    """The issue's CI case: a baseline at 256 tokens, a required and enforced gate at 64 tokens."""
+    """The issue's CI case: a baseline at 32 tokens, a required and enforced gate at 64 tokens."""
     assert _run(bench, "--rerank-save-baseline").ret == 0
     result = _run(bench, "--rerank-pair-tokens", "64", "--rerank-require-baseline", "--rerank-gate", "enforce")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -36,7 +44,7 @@ def test_a_run_of_another_workload_compares_nothing_and_fails_when_required(benc
             "workload fixed64-* (cells: n<pairs>/bs<batch size>)",
             "n12/bs4 *not compared *- *- *measured *not in the baseline",
             "n12/bs12 *not compared *",
-            "in the baseline, not planned in this run: n12/bs4, n12/bs12 (workload fixed256-*)",
+            "in the baseline, not planned in this run: n12/bs4, n12/bs12 (workload fixed32-*)",
             "*FAILED: --rerank-require-baseline: not a full comparison*",
         ]
     )
@@ -77,12 +85,15 @@ def test_an_unfinished_recording_never_writes_the_baseline(
     assert reason in (bench.path / "reports" / "report.json").read_text()
 
 
-def test_pooled_processes_keep_each_process_median_and_measure_the_drift(bench: pytest.Pytester) -> None:
-    recorded = _run(bench, "--rerank-save-baseline", "--rerank-processes", "2", "-q")
+def test_pooled_processes_keep_each_process_median_and_measure_the_drift(
+    bench: pytest.Pytester, virtual_clock: Callable[..., tuple[str, ...]]
+) -> None:
+    virtual_clock(drift=0.03)  # each process's forwards 3% faster or slower: between-process drift to measure
+    recorded = _run(bench, *ONE_CELL, "--rerank-save-baseline", "--rerank-processes", "2", "-q")
     assert recorded.ret == 0
     # each pooled process announces itself and its end (nothing runs silently), under -q too
     recorded.stdout.fnmatch_lines(
-        ["rerank-perf: pooled process 2 of 2: 2 cells ...", "rerank-perf: pooled process 2 of 2: done in *"]
+        ["rerank-perf: pooled process 2 of 2: 1 cell*", "rerank-perf: pooled process 2 of 2: done in *"]
     )
     (path,) = _profiles(bench)
     (section,) = json.loads(path.read_text())["models"].values()
@@ -90,14 +101,35 @@ def test_pooled_processes_keep_each_process_median_and_measure_the_drift(bench: 
         assert cell["runs"] == 2
         assert len(cell["throughput"]["process_medians"]) == 2
     assert section["hardware"]["fingerprint"]["flops"] > 0
-    again = _run(bench, "--rerank-processes", "2", "--rerank-gate", "enforce")
+    again = _run(bench, *ONE_CELL, "--rerank-processes", "2", "--rerank-gate", "enforce")
     assert again.ret == 0, again.stdout.str()
     verdict = json.loads((bench.path / "reports" / "rerank-verdict.json").read_text())
     assert "measured" in verdict["drift"]
     assert {tuple(c["processes"]) for c in verdict["comparisons"]} == {(2, 2)}
     assert all(c["mdr"] is not None for c in verdict["comparisons"])
-    # recording again: the pooled processes start from a fresh scratch store, so only --rerank-force is needed
-    assert _run(bench, "--rerank-save-baseline", "--rerank-force", "--rerank-processes", "2").ret == 0
+
+
+# A stand-in child: it fails if its scratch store still holds an earlier run's recording, else writes a report.
+CHILD = """
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+if (out / "baselines").exists():
+    sys.exit("already records: an earlier run's scratch store")
+out.mkdir(parents=True, exist_ok=True)
+(out / "report.json").write_text(json.dumps({"report_version": 3, "profile": {}, "model": {}, "cells": []}))
+"""
+
+
+def test_a_pooled_process_records_into_a_fresh_scratch_store(tmp_path: Path) -> None:
+    """Recording again needs only --rerank-force: a pooled process's store is emptied before it starts, so the
+    cells an earlier run's process recorded there never clash with its own."""
+    out = tmp_path / "processes" / "process-1"
+    (out / "baselines").mkdir(parents=True)
+    (out / "baselines" / "cpu-x.json").write_text("{}")  # what the last pooled recording left
+    config = types.SimpleNamespace(rootpath=tmp_path)
+    command = [sys.executable, "-c", CHILD, str(out)]
+    report = run_child(config, command, out, "pooled process 2 of 2", 0)  # type: ignore[arg-type]
+    assert report.cells == []
 
 
 def test_pytest_benchmark_json_names_the_workload_and_the_model(bench: pytest.Pytester) -> None:
@@ -105,9 +137,9 @@ def test_pytest_benchmark_json_names_the_workload_and_the_model(bench: pytest.Py
     assert result.ret == 0
     data = json.loads((bench.path / "bench.json").read_text())
     names = sorted(b["name"] for b in data["benchmarks"])
-    assert names == ["test_throughput[fixed256-n12-bs12]", "test_throughput[fixed256-n12-bs4]"]
+    assert names == ["test_throughput[fixed32-n12-bs12]", "test_throughput[fixed32-n12-bs4]"]
     params = {json.dumps(b["params"], sort_keys=True) for b in data["benchmarks"]}
-    assert '{"rerank_cell": {"batch_size": 4, "num_pairs": 12, "workload": "fixed256"}}' in params
+    assert '{"rerank_cell": {"batch_size": 4, "num_pairs": 12, "workload": "fixed32"}}' in params
     assert "UNSERIALIZABLE" not in json.dumps(data)
     report = json.loads((bench.path / "reports" / "report.json").read_text())
     assert data["machine_info"]["rerank_model_key"] == report["model"]["key"]
@@ -131,7 +163,7 @@ def test_a_failed_pooled_process_refuses_the_recording_and_says_where_the_cells_
         .rstrip()
         + '\n    assert pytestconfig.getoption("rerank_processes") != "1", "a pooled process fails"\n'
     )
-    result = _run(pytester, "--rerank-save-baseline", "--rerank-processes", "2")
+    result = _run(pytester, *ONE_CELL, "--rerank-save-baseline", "--rerank-processes", "2")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert _profiles(pytester) == []
     result.stdout.fnmatch_lines(["*FAILED: not recorded: --rerank-processes 2: pooled process 2 of 2 failed*"])

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .. import device as dev
 from .specs import GpuSpec
 
 BLOCK = 2 * 2**20  # the caching allocator reserves in 2 MiB blocks and keeps freed ones cached
@@ -60,7 +60,6 @@ class FakeDevice:
     allocator: Allocator
     synced_tick: int = 0
     forwards: int = 0  # forwards run on this device (tests check where work landed)
-    launched_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class FakeEvent:
 
     def record(self, stream: FakeStream | None = None) -> None:
         self.device = self.cuda.current_device() if stream is None else stream.device_index
-        self.tick, self.time = self.cuda.next_tick(), time.perf_counter()
+        self.tick, self.time = self.cuda.next_tick(), dev.clock()  # a test's virtual clock, if one is installed
 
     def _check_done(self) -> None:
         if self.device is None:

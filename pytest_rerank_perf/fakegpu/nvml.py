@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 import os
-import time
 import types
 from dataclasses import dataclass
 from typing import Any
 
+from .. import device as dev
 from .cuda import FakeCuda, FakeDevice
 
 CONTEXT_BYTES = 500 * 2**20  # the CUDA context and cuBLAS workspaces: NVML sees them, torch's allocator does not
@@ -190,7 +190,9 @@ class FakeNvml(types.SimpleNamespace):
     def nvmlDeviceGetTotalEnergyConsumption(self, h: Handle) -> int:
         if h.mig:
             raise NVMLError_NotSupported()
-        return int((time.perf_counter() - h.device.launched_at) * self.power_w * 1000) + 1_000_000
+        # millijoules since some moment (only differences are read), at full power on the device clock: a test's
+        # virtual clock makes the energy of a cell as deterministic as its time
+        return int(dev.clock() * self.power_w * 1000) + 1_000_000
 
     def nvmlDeviceGetMaxClockInfo(self, h: Handle, clock: int) -> int:
         return self._spec(h).max_sm_mhz if clock == self.NVML_CLOCK_SM else 2619

@@ -10,7 +10,6 @@ trackers in ``trackers.TRACKERS`` run during the measured rounds and nothing els
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from .. import device as dev
@@ -41,7 +40,8 @@ class SlowdownInjector:
     """Test hook (``--rerank-inject-slowdown``): stretches every forward by a fraction of its own duration.
 
     It stands in for a real regression when proving the gate. Its hooks are registered before the batch tracker's,
-    so the extra time lands inside the measured forward, as a slower kernel would.
+    so the extra time lands inside the measured forward, as a slower kernel would. It waits on the device clock
+    (``device.pause``): a busy-wait on the wall clock, an advance of a test's virtual clock.
     """
 
     def __init__(self, module: Any, device: str, fraction: float) -> None:
@@ -56,13 +56,11 @@ class SlowdownInjector:
 
     def _pre(self, *_: Any) -> None:
         self.sync()
-        self._start = time.perf_counter()
+        self._start = dev.clock()
 
     def _post(self, *_: Any) -> None:
         self.sync()
-        until = time.perf_counter() + (time.perf_counter() - self._start) * self.fraction
-        while time.perf_counter() < until:  # busy-wait: sleep() overshoots sub-millisecond waits
-            pass
+        dev.pause((dev.clock() - self._start) * self.fraction)
 
 
 class Unbenchmarked:

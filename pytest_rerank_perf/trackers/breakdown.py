@@ -17,7 +17,6 @@ must not change what is being broken down. A cell whose check fails says so in `
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -106,12 +105,12 @@ class BreakdownTracker:
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self.sync()
-        start = time.perf_counter()
+        start = dev.clock()
         try:
             yield
         finally:
             self.sync()
-            self._host[PHASES.index(name)] += time.perf_counter() - start  # an unknown phase is a backend bug
+            self._host[PHASES.index(name)] += dev.clock() - start  # an unknown phase is a backend bug
 
     def _pre(self, *_: Any) -> None:
         self.sync()
@@ -125,10 +124,10 @@ class BreakdownTracker:
         def timed() -> Any:
             self._host, self._stamps = [0.0] * len(PHASES), []
             self.sync()
-            start = time.perf_counter()
+            start = dev.clock()
             out = fn()
             self.sync()
-            self._calls.append((time.perf_counter() - start, self._host[0], self._host[1], self._stamps))
+            self._calls.append((dev.clock() - start, self._host[0], self._host[1], self._stamps))
             return out
 
         return timed

@@ -8,7 +8,6 @@ synchronising, so it adds no stall; the events are read once, after the cell.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ class CallTracker:
     """Wraps the measured callable and times each call (synchronised); ``samples`` holds every call's seconds,
     warm-up included; ``start``/``stop`` mark the measured ones."""
 
-    def __init__(self, fn: Callable[[], Any], device: str, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, fn: Callable[[], Any], device: str, clock: Callable[[], float] = dev.clock) -> None:
         self.fn = fn
         self.sync = dev.synchronizer(device)
         self.clock = clock  # a virtual clock in the gate's detection-power simulation

@@ -7,7 +7,6 @@ gives pairs/s); each call is synchronised inside its timed region so no request'
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +58,7 @@ class RequestTimer:
         calls: Sequence[list[Pair]],
         kind: str,
         device: str,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] = dev.clock,
     ) -> None:
         self.predict = predict
         self.calls = calls
