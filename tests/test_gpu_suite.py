@@ -41,7 +41,7 @@ PER_TOKEN = 256 * 2**10
 # What the suite's coverage needs, not its precision: the load and router benchmarks at one configuration, a
 # bounded rate search (two points), few requests; the overhead over 4 call pairs; one invariance example.
 QUICK = """
-import functools
+import dataclasses
 
 from hypothesis import settings
 
@@ -57,13 +57,11 @@ def pytest_configure(config):
     _patch.setattr(load, "find_max_rate", two_points)  # the start rate, then one step up or down
     # 1 s of arrivals a point, as on the CPU: the benchmark checks the generator kept within 5% of its rate, and a
     # shorter point lets a hiccup of the shared host's scheduler break that
-    _patch.setattr(load, "point_seconds", lambda device: 1.0)
-    _patch.setattr(load, "BATCHER_MAX_BATCH", (8,))
-    _patch.setattr(load, "CONCURRENCY", (1, 4))
+    quick = dataclasses.replace(load.GPU_LOAD, point_s=1.0, max_batches=(8,), concurrency=(1, 4))
+    _patch.setattr(load, "load_sizing", lambda device: quick)
     _patch.setattr(router, "ROUTER_MAX_BATCH", (32,))
     _patch.setattr(router, "ROUTER_REQUESTS", 50)
     _patch.setattr(overhead, "PAIRS", 4)
-    _patch.setattr(overhead, "measure_overhead", functools.partial(overhead.measure_overhead, pairs=4))
 
 
 def pytest_unconfigure(config):
