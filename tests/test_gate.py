@@ -72,7 +72,7 @@ def test_record_then_rerun_passes_and_injected_slowdown_fails(bench: pytest.Pyte
     slow.stdout.fnmatch_lines(  # every moved cell listed by its short name, under its workload
         [
             "regression gate: FAIL*",
-            "workload fixed256-* (cells: n<pairs>/bs<batch size>)",
+            "workload fixed32-* (cells: n<pairs>/bs<batch size>)",
             "cell *verdict *metric *baseline *now *change *95% CI *threshold *why",
             "n12/bs4 *REGRESSION *latency*",
             "n12/bs12 *REGRESSION *",

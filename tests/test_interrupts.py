@@ -290,7 +290,6 @@ def test_an_interrupted_comparison_leaves_no_earlier_verdict_behind(
     assert line.startswith("rerank-perf: INTERRUPTED while the machine fingerprint was measured: not compared with")
 
 
-@pytest.mark.usefixtures("steady_fingerprint")
 @pytest.mark.parametrize("when", ["during", "after"])
 def test_ctrl_c_while_the_baseline_is_written_waits_for_it_and_says_it_was_recorded(
     bench: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, when: str
@@ -317,7 +316,6 @@ def test_ctrl_c_while_the_baseline_is_written_waits_for_it_and_says_it_was_recor
     )
 
 
-@pytest.mark.usefixtures("steady_fingerprint")
 def test_an_interrupt_while_the_report_is_written_says_the_baseline_was_recorded(
     bench: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
