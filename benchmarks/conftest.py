@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-from pytest_rerank_perf.device import is_cuda
-from pytest_rerank_perf.runtime import describe_run, session_device
+from pytest_rerank_perf.machine.device import is_cuda
+from pytest_rerank_perf.plugin.runtime import describe_run, session_device
 
 # The self-check is its own run (`nox -s gpu-selfcheck`, or `pytest benchmarks/selfcheck`): it starts processes.
 collect_ignore = ["selfcheck"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pytest_rerank_perf.backends import Reranker
 from pytest_rerank_perf.measurements.load import request_pool
 from pytest_rerank_perf.measurements.router import ROUTER_CALLERS, measure_router
-from pytest_rerank_perf.options import RerankOptions
-from pytest_rerank_perf.session import RerankSession
+from pytest_rerank_perf.plugin.options import RerankOptions
+from pytest_rerank_perf.plugin.session import RerankSession
 
 
 def test_batcher_router(rerank_model: Reranker, rerank_options: RerankOptions, rerank_session: RerankSession) -> None:

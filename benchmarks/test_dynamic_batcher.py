@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pytest_rerank_perf.backends import Reranker
 from pytest_rerank_perf.measurements.load import measure_load
-from pytest_rerank_perf.options import RerankOptions
+from pytest_rerank_perf.plugin.options import RerankOptions
+from pytest_rerank_perf.plugin.session import RerankSession
 from pytest_rerank_perf.scenarios import Scenario
-from pytest_rerank_perf.session import RerankSession
 
 
 def test_dynamic_batcher_under_load(

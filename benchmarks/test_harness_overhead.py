@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_rerank_perf import device
+from pytest_rerank_perf.machine import device
 from pytest_rerank_perf.measurements.matrix import CellRunner
 from pytest_rerank_perf.measurements.overhead import PAIRS, measure_overhead
-from pytest_rerank_perf.options import RerankOptions
-from pytest_rerank_perf.session import RerankSession
-from pytest_rerank_perf.workload import build_workload
+from pytest_rerank_perf.plugin.options import RerankOptions
+from pytest_rerank_perf.plugin.session import RerankSession
+from pytest_rerank_perf.workloads.workload import build_workload
 
 
 def test_harness_overhead(

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from pytest_rerank_perf.backends import Reranker
 from pytest_rerank_perf.measurements.invariance import InvarianceReport, InvarianceResult
-from pytest_rerank_perf.session import RerankSession
-from pytest_rerank_perf.strategies import pair_sets
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+from pytest_rerank_perf.plugin.session import RerankSession
+from pytest_rerank_perf.workloads.strategies import pair_sets
+from pytest_rerank_perf.workloads.workload import Fixed, WorkloadSpec, build_workload
 
 
 @given(data=st.data())

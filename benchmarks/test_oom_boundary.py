@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rerank_perf import device
 from pytest_rerank_perf.backends import Reranker
+from pytest_rerank_perf.machine import device
 from pytest_rerank_perf.measurements.oom_boundary import OomBoundaries, measure_boundary
-from pytest_rerank_perf.session import RerankSession
+from pytest_rerank_perf.plugin.session import RerankSession
 
 
 @pytest.mark.parametrize("max_length", [128, 256, 512, 1024])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_rerank_perf.measurements.cell import Cell
-from pytest_rerank_perf.workload import Workload
+from pytest_rerank_perf.workloads.workload import Workload
 
 
 def test_throughput(rerank_bench: Any, rerank_cell: Cell, rerank_workload: Workload) -> None:

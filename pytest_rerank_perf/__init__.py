@@ -4,13 +4,13 @@ What a user reaches for is importable from here; the modules hold the rest (READ
 """
 
 from .backends import CrossEncoderReranker, Reranker, load_model
-from .batching import BatcherConfig, DynamicBatcher
-from .datafile import load_jsonl_pairs
 from .errors import DeviceError, ModelNotFoundError, RerankPerfError, UsageError, WorkloadError
-from .lengths import Fixed, LongTail, Uniform, parse_length_dist
 from .measurements.invariance import InvarianceReport, check_invariance
-from .safe_predict import SafePrediction, safe_predict
-from .workload import Workload, WorkloadSpec, build_workload, workload_from_pairs
+from .serving.batching import BatcherConfig, DynamicBatcher
+from .serving.safe_predict import SafePrediction, safe_predict
+from .workloads.datafile import load_jsonl_pairs
+from .workloads.lengths import Fixed, LongTail, Uniform, parse_length_dist
+from .workloads.workload import Workload, WorkloadSpec, build_workload, workload_from_pairs
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import settings
 
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
+from pytest_rerank_perf.backends.twin import TINY_TWIN, ensure_twin
 from pytest_rerank_perf.fakegpu import clock
-from pytest_rerank_perf.twin import TINY_TWIN, ensure_twin
 
 pytest_plugins = ["pytester"]
 

@@ -20,12 +20,12 @@ import pytest
 
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.variants import build_variant
-from pytest_rerank_perf.batcher_config import token_ids
-from pytest_rerank_perf.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict, token_counter
 from pytest_rerank_perf.errors import RerankPerfError
 from pytest_rerank_perf.measurements.invariance import ABS_TOLERANCE
-from pytest_rerank_perf.pairs import encoded_lengths
-from pytest_rerank_perf.workload import Pair, Uniform, WorkloadSpec, build_workload
+from pytest_rerank_perf.serving.batcher_config import token_ids
+from pytest_rerank_perf.serving.batching import BatcherConfig, DynamicBatcher, cross_encoder_predict, token_counter
+from pytest_rerank_perf.workloads.pairs import encoded_lengths
+from pytest_rerank_perf.workloads.workload import Pair, Uniform, WorkloadSpec, build_workload
 
 WAIT_S = 0.5  # how long a thread waits for the other at a meeting point: far above a thread switch
 ATOL = ABS_TOLERANCE["fp32"]
@@ -227,7 +227,7 @@ def test_a_tokenizer_that_cannot_be_copied_is_refused_with_the_safe_form_named()
 
 
 def test_exclusive_gives_one_reentrant_lock_per_object_for_its_lifetime() -> None:
-    from pytest_rerank_perf.guards import _locks, exclusive
+    from pytest_rerank_perf.backends.guards import _locks, exclusive
 
     class Thing:
         pass

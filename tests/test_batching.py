@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 
 from pytest_rerank_perf.backends import CrossEncoderReranker
-from pytest_rerank_perf.batching import (
+from pytest_rerank_perf.errors import RerankPerfError
+from pytest_rerank_perf.measurements.invariance import ABS_TOLERANCE
+from pytest_rerank_perf.serving.batching import (
     BatcherClosed,
     BatcherConfig,
     DynamicBatcher,
     cross_encoder_predict,
     token_counter,
 )
-from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.measurements.invariance import ABS_TOLERANCE
-from pytest_rerank_perf.workload import Pair, Uniform, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.workload import Pair, Uniform, WorkloadSpec, build_workload
 
 T = TypeVar("T")
 
@@ -369,7 +369,7 @@ class CountingTokenizer:
 def test_the_batcher_tokenizes_each_request_once_and_the_model_gets_token_ids(
     tiny_model: CrossEncoderReranker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_rerank_perf.batcher_config import encoded_predict, token_ids
+    from pytest_rerank_perf.serving.batcher_config import encoded_predict, token_ids
 
     workload = build_workload(WorkloadSpec(Uniform(20, 120), seed=5), tiny_model.tokenizer, 48)
     requests = [list(workload.pairs[i : i + 6]) for i in range(0, 48, 6)]

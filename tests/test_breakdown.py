@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_rerank_perf import device as dev
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.phases import NO_PHASES, PhaseRecorder
 from pytest_rerank_perf.backends.standin import CostModel, VirtualClock
 from pytest_rerank_perf.backends.variants import build_variant
-from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.machine import device as dev
+from pytest_rerank_perf.machine.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
 from pytest_rerank_perf.measurements.variant_check import ReferenceScores
 from pytest_rerank_perf.trackers.base import Span, track
 from pytest_rerank_perf.trackers.breakdown import PARTS, BreakdownResult, BreakdownTracker
-from pytest_rerank_perf.workload import LongTail, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.workload import LongTail, WorkloadSpec, build_workload
 
 COST_S = {"tokenize": 0.020, "h2d": 0.005, "forward": 0.030, "rest": 0.010}
 

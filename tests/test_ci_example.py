@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_rerank_perf.options import _OPTIONS
+from pytest_rerank_perf.plugin.options import _OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "ci" / "github-gpu-bench.yml"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_rerank_perf.measurements.matrix_result import best_batch_sizes, matrix_tables
-from pytest_rerank_perf.recommendations import recommend
 from pytest_rerank_perf.report.plots import _by_workload
 from pytest_rerank_perf.scenarios import BUILT_IN
+from pytest_rerank_perf.scenarios.recommendations import recommend
 
 # Timed on a virtual clock (``pytest_rerank_perf/fakegpu/clock.py``): a request's time and a round's are the seeded
 # costs of their forwards on any host, and the virtual machine's fingerprint is fixed (record, then compare).

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from pytest_rerank_perf.datafile import read_data_file
 from pytest_rerank_perf.errors import UsageError, WorkloadError
-from pytest_rerank_perf.file_workload import file_workload, num_pairs_axis, open_data_file
 from pytest_rerank_perf.measurements.data_profile import DataProfile, DataProfiles, nearest_rank
-from pytest_rerank_perf.pairs import encoded_lengths
+from pytest_rerank_perf.workloads.datafile import read_data_file
+from pytest_rerank_perf.workloads.file_workload import file_workload, num_pairs_axis, open_data_file
+from pytest_rerank_perf.workloads.pairs import encoded_lengths
 
 REQUESTS = [
     {"query": "how do I update the GPU driver?", "documents": ["Open the control panel.", "Reboot.", "不相关"]},

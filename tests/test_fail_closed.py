@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_rerank_perf import device as dev
-from pytest_rerank_perf.fingerprint import Fingerprint, measure
 from pytest_rerank_perf.gate.judge import gate, planned_cells
 from pytest_rerank_perf.gate.machine import machine_difference
 from pytest_rerank_perf.gate.outcome import GateReport
 from pytest_rerank_perf.gate.thresholds import GateSettings
 from pytest_rerank_perf.gate.verdict import format_gate, gate_table
+from pytest_rerank_perf.machine import device as dev
+from pytest_rerank_perf.machine.fingerprint import Fingerprint, measure
 from pytest_rerank_perf.store.schema import BaselineCell, MetricSummary, ModelBaseline
 
 CPU = GateSettings.for_device("cpu")

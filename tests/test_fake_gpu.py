@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_rerank_perf import device as dev
-from pytest_rerank_perf import nvml
 from pytest_rerank_perf.backends import load_model
 from pytest_rerank_perf.fakegpu import FakeGpu, GiB
 from pytest_rerank_perf.fakegpu.cuda import BLOCK
+from pytest_rerank_perf.machine import device as dev
+from pytest_rerank_perf.machine import nvml
 
 
 @pytest.fixture

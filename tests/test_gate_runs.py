@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rerank_perf.measurements.processes import run_child
+from pytest_rerank_perf.plugin.processes import run_child
 from pytest_rerank_perf.store.reader import record_command
 
 # Timed on a virtual clock (``pytest_rerank_perf/fakegpu/clock.py``): no verdict here depends on the host's speed, and

@@ -9,23 +9,23 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_rerank_perf import device as dev
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
+from pytest_rerank_perf.backends.twin import TINY_TWIN, build_twin
 from pytest_rerank_perf.errors import UsageError
 from pytest_rerank_perf.fakegpu import FakeGpu, GiB
 from pytest_rerank_perf.fakegpu.nvml import CONTEXT_BYTES
-from pytest_rerank_perf.flops import peak_flops
-from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.machine import device as dev
+from pytest_rerank_perf.machine.flops import peak_flops
+from pytest_rerank_perf.machine.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
 from pytest_rerank_perf.measurements.oom_boundary import measure_boundary
 from pytest_rerank_perf.measurements.overhead import measure_overhead
+from pytest_rerank_perf.plugin.runtime import pin_worker_device
 from pytest_rerank_perf.report.plots import plot_vram
-from pytest_rerank_perf.runtime import pin_worker_device
 from pytest_rerank_perf.trackers import BatchTracker
 from pytest_rerank_perf.trackers.memory import MemoryTracker
-from pytest_rerank_perf.twin import TINY_TWIN, build_twin
-from pytest_rerank_perf.workload import Fixed, Workload, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.workload import Fixed, Workload, WorkloadSpec, build_workload
 
 TOKEN = 2**20  # fake activation bytes per token
 

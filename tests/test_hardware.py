@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_rerank_perf import hardware
-from pytest_rerank_perf.hardware import detect, slugify
+from pytest_rerank_perf.machine import hardware
+from pytest_rerank_perf.machine.hardware import detect, slugify
 
 H100 = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=85_520_809_984, major=9, minor=0, uuid=None)
 

@@ -19,8 +19,8 @@ from pytest_rerank_perf.backends.found import find_model
 from pytest_rerank_perf.backends.identity import architecture_of
 from pytest_rerank_perf.backends.locate import REAL_HUB_ID
 from pytest_rerank_perf.backends.model_config import usable_positions
+from pytest_rerank_perf.backends.twin import BGE_RERANKER_V2_M3_CONFIG, FULL_TWIN, MANIFEST, TINY_TWIN
 from pytest_rerank_perf.errors import ModelNotFoundError, UsageError
-from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG, FULL_TWIN, MANIFEST, TINY_TWIN
 
 LFS_FILES = ("model.safetensors", "tokenizer.json", "sentencepiece.bpe.model")  # stored in git-lfs on the hub
 FILES = (*LFS_FILES, "config.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from pytest_rerank_perf import fingerprint, session
 from pytest_rerank_perf.fsutil import write_atomic
-from pytest_rerank_perf.interrupts import Interrupted, held, sigterm_as_ctrl_c
-from pytest_rerank_perf.measurements import processes
-from pytest_rerank_perf.partial import PartialLog
+from pytest_rerank_perf.machine import fingerprint
+from pytest_rerank_perf.plugin import processes, session
+from pytest_rerank_perf.plugin.interrupts import Interrupted, held, sigterm_as_ctrl_c
+from pytest_rerank_perf.plugin.partial import PartialLog
 from pytest_rerank_perf.store import json_files
 
 # one cell, the fewest rounds: what each run costs is its start-up and one short cell

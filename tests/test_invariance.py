@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.standin import SkewedLogits, Wrapped
 from pytest_rerank_perf.measurements.invariance import check_invariance, tolerance
-from pytest_rerank_perf.strategies import pair_sets
-from pytest_rerank_perf.workload import Fixed, Pair, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.strategies import pair_sets
+from pytest_rerank_perf.workloads.workload import Fixed, Pair, WorkloadSpec, build_workload
 
 # Derandomized: the same examples on every run (a property test must not pass or fail by luck), no database. A
 # property that must fail on a skewed model stops at its first failing example: no shrinking, which would spend

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop, poisson_schedule
+from pytest_rerank_perf.serving.loadgen import (
+    LoadPoint,
+    RateSearch,
+    closed_loop,
+    find_max_rate,
+    open_loop,
+    poisson_schedule,
+)
 from pytest_rerank_perf.stats import Percentiles
 
 T = TypeVar("T")

@@ -12,16 +12,16 @@ import torch
 
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.standin import OomAbove
-from pytest_rerank_perf.flops import flops_per_batch, peak_flops
-from pytest_rerank_perf.hardware import detect
-from pytest_rerank_perf.lengths import parse_length_dist
+from pytest_rerank_perf.backends.twin import BGE_RERANKER_V2_M3_CONFIG
+from pytest_rerank_perf.machine.flops import flops_per_batch, peak_flops
+from pytest_rerank_perf.machine.hardware import detect
 from pytest_rerank_perf.measurements.cell import Cell, CellResult, RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner
 from pytest_rerank_perf.measurements.matrix_result import MatrixResult, best_batch_sizes, format_matrix
-from pytest_rerank_perf.options import RerankOptions
+from pytest_rerank_perf.plugin.options import RerankOptions
 from pytest_rerank_perf.stats import Percentiles
-from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.lengths import parse_length_dist
+from pytest_rerank_perf.workloads.workload import Fixed, WorkloadSpec, build_workload
 
 FAST = RoundsPolicy(warmup_rounds=1, min_rounds=2, min_time_s=0.0)
 

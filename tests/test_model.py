@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_rerank_perf import device
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
 from pytest_rerank_perf.backends.content import tokenizer_hash
 from pytest_rerank_perf.backends.cross_encoder import resolve_model_spec, validate_max_length
 from pytest_rerank_perf.backends.identity import config_hash
 from pytest_rerank_perf.backends.locate import REAL_HUB_ID
 from pytest_rerank_perf.backends.precision import resolve_dtype
+from pytest_rerank_perf.backends.twin import BGE_RERANKER_V2_M3_CONFIG, MANIFEST
 from pytest_rerank_perf.errors import DeviceError, ModelNotFoundError, UsageError
-from pytest_rerank_perf.twin import BGE_RERANKER_V2_M3_CONFIG, MANIFEST
+from pytest_rerank_perf.machine import device
 from pytest_rerank_perf.validation import device_text
 
 PAIRS = [

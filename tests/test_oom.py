@@ -12,8 +12,8 @@ import torch
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.backends.standin import CostModel, Wrapped
 from pytest_rerank_perf.measurements.oom_boundary import find_max_batch
-from pytest_rerank_perf.safe_predict import safe_predict
-from pytest_rerank_perf.workload import Fixed, Pair, Uniform, WorkloadSpec, build_workload, crossencoder_order
+from pytest_rerank_perf.serving.safe_predict import safe_predict
+from pytest_rerank_perf.workloads.workload import Fixed, Pair, Uniform, WorkloadSpec, build_workload, crossencoder_order
 
 
 class TokenBudget(Wrapped):

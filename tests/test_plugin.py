@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.runtime import pin_worker_device
+from pytest_rerank_perf.plugin.runtime import pin_worker_device
 
 USES_MODEL = """
 def test_model(rerank_model, rerank_hardware, rerank_options):

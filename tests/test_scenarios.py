@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from pytest_rerank_perf.cell_choice import recommend_from_cells
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.recommendations import recommend
 from pytest_rerank_perf.scenarios import BUILT_IN, Scenario, parse_scenarios
+from pytest_rerank_perf.scenarios.cell_choice import recommend_from_cells
+from pytest_rerank_perf.scenarios.recommendations import recommend
 
 
 def cell(

@@ -236,10 +236,10 @@ def test_a_cell_that_did_not_run_keeps_every_figure_as_null_with_the_reason(
     tiny_model: Any, tiny_tokenizer: Any
 ) -> None:
     from pytest_rerank_perf.backends.standin import OomAbove
-    from pytest_rerank_perf.hardware import detect
+    from pytest_rerank_perf.machine.hardware import detect
     from pytest_rerank_perf.measurements.cell import RoundsPolicy
     from pytest_rerank_perf.measurements.matrix import CellRunner
-    from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+    from pytest_rerank_perf.workloads.workload import Fixed, WorkloadSpec, build_workload
 
     runner = CellRunner(OomAbove(tiny_model, 2), detect("cpu"), RoundsPolicy(1, 2, 0.0, fixed_rounds=2))
     work = build_workload(WorkloadSpec(Fixed(32)), tiny_tokenizer, 8)

@@ -7,11 +7,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-from pytest_rerank_perf import twin as twin_mod
 from pytest_rerank_perf.backends import load_model
+from pytest_rerank_perf.backends import twin as twin_mod
 from pytest_rerank_perf.backends.identity import config_hash
-from pytest_rerank_perf.errors import RerankPerfError
-from pytest_rerank_perf.twin import (
+from pytest_rerank_perf.backends.twin import (
     BGE_RERANKER_V2_M3_CONFIG,
     BGE_RERANKER_V2_M3_PARAMETERS,
     FULL_TWIN,
@@ -24,6 +23,7 @@ from pytest_rerank_perf.twin import (
     read_manifest,
     twin_dir,
 )
+from pytest_rerank_perf.errors import RerankPerfError
 
 
 def _files(path: Path) -> dict[str, bytes]:

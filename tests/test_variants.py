@@ -11,16 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_rerank_perf.backends import CrossEncoderReranker
-from pytest_rerank_perf.backends.batch_plans import budget_plan, sorted_plan, token_budget
 from pytest_rerank_perf.backends.standin import SkewedLogits
 from pytest_rerank_perf.backends.variants import build_variant, check_variants, parse_variants
 from pytest_rerank_perf.errors import UsageError
-from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.machine.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
 from pytest_rerank_perf.measurements.variant_check import ReferenceScores, score_mismatch
 from pytest_rerank_perf.store.schema import cell_key, cell_sort_key, key_of
-from pytest_rerank_perf.workload import LongTail, Workload, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.batch_plans import budget_plan, sorted_plan, token_budget
+from pytest_rerank_perf.workloads.workload import LongTail, Workload, WorkloadSpec, build_workload
 
 VARIANTS = ("token-sorted", "token-budget", "attn=eager", "attn=sdpa")
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from pytest_rerank_perf import device as dev
 from pytest_rerank_perf.backends import CrossEncoderReranker, load_model
 from pytest_rerank_perf.backends.standin import VirtualClock
 from pytest_rerank_perf.fakegpu.clock import ForwardCost, VirtualForwards, process_index
-from pytest_rerank_perf.hardware import detect
+from pytest_rerank_perf.machine import device as dev
+from pytest_rerank_perf.machine.hardware import detect
 from pytest_rerank_perf.measurements.cell import RoundsPolicy
 from pytest_rerank_perf.measurements.matrix import CellRunner, Unbenchmarked
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+from pytest_rerank_perf.workloads.workload import Fixed, WorkloadSpec, build_workload
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 
 from pytest_rerank_perf.backends import CrossEncoderReranker
 from pytest_rerank_perf.errors import WorkloadError
-from pytest_rerank_perf.workload import (
+from pytest_rerank_perf.workloads.workload import (
     Fixed,
     LongTail,
     Uniform,
@@ -67,7 +67,7 @@ def test_target_lengths_do_not_depend_on_the_tokenizer(tiny_tokenizer: Any) -> N
     """A character-level vocabulary splits every word differently; the workload's token counts stay the same."""
     from transformers import XLMRobertaTokenizer
 
-    from pytest_rerank_perf.twin import SPM_SPACE, _charset
+    from pytest_rerank_perf.backends.twin import SPM_SPACE, _charset
 
     chars = [(piece, -5.0) for ch in _charset(False) for piece in (SPM_SPACE + ch, ch)]
     char_tok = XLMRobertaTokenizer(

@@ -13,13 +13,13 @@ import pytest
 
 from pytest_rerank_perf.backends import Reranker
 from pytest_rerank_perf.gate.thresholds import GateSettings
-from pytest_rerank_perf.hardware import HardwareProfile
+from pytest_rerank_perf.machine.hardware import HardwareProfile
 from pytest_rerank_perf.measurements import selfcheck
 from pytest_rerank_perf.measurements.matrix import CellRunner
-from pytest_rerank_perf.measurements.spread import measure_spread, spread_check
-from pytest_rerank_perf.options import RerankOptions
-from pytest_rerank_perf.session import RerankSession
-from pytest_rerank_perf.workload import Fixed, WorkloadSpec, build_workload
+from pytest_rerank_perf.plugin.options import RerankOptions
+from pytest_rerank_perf.plugin.session import RerankSession
+from pytest_rerank_perf.plugin.spread import measure_spread, spread_check
+from pytest_rerank_perf.workloads.workload import Fixed, WorkloadSpec, build_workload
 
 MATRIX_TEST = Path(__file__).resolve().parent.parent / "test_throughput_matrix.py"
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .batch_plans import Batches
+from ..workloads.batch_plans import Batches
 from .encoded import Encoded
 from .identity import ModelIdentity
 from .phases import PhaseRecorder

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..twin import sha256_file
+from .twin import sha256_file
 
 WEIGHT_FILES = (
     "model.safetensors",

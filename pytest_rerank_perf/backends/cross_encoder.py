@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import device as dev
 from ..errors import ModelNotFoundError, UsageError
-from ..guards import exclusive
-from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, quiet_progress_bars
+from ..machine import device as dev
 from ..validation import device_text, is_int
+from ..workloads.batch_plans import Batches, predict_plan, sorted_plan
 from .base import Pair
-from .batch_plans import Batches, predict_plan, sorted_plan
 from .encoded import Encoded, encode, score_encoded
 from .found import find_model
+from .guards import exclusive
 from .identity import ModelIdentity
 from .locate import broken_model_message
 from .model_config import check_max_length
 from .phases import NO_PHASES, PhaseRecorder
 from .precision import resolve_dtype, torch_dtype
+from .twin import BGE_RERANKER_V2_M3_MAX_LENGTH, TWINS, quiet_progress_bars
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder

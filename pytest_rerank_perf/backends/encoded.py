@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..pairs import Pair
-from .batch_plans import Batches
+from ..workloads.batch_plans import Batches
+from ..workloads.pairs import Pair
 from .phases import PhaseRecorder
 
 Encoded = tuple[int, ...]  # a pair's input ids, truncated as the model sees them

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..twin import TWINS, ensure_twin, read_manifest
 from .content import TOKENIZER_FILES, WEIGHT_FILES, hash_of_listed, tokenizer_hash, weights_hash
 from .identity import Architecture, ModelIdentity, Source, architecture_of, config_hash
 from .locate import check_model_dir, locate_real_model
 from .model_config import read_model_config
+from .twin import TWINS, ensure_twin, read_manifest
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ..twin import BGE_RERANKER_V2_M3_CONFIG
+from .twin import BGE_RERANKER_V2_M3_CONFIG
 
 Source = Literal["real", "twin", "standin"]
 Architecture = Literal["bge-reranker-v2-m3", "custom"]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, UsageError
-from ..twin import BGE_RERANKER_V2_M3_MAX_LENGTH
 from .identity import BGE_ARCHITECTURE, Architecture
 from .locate import broken_model_message
+from .twin import BGE_RERANKER_V2_M3_MAX_LENGTH
 
 # Models whose position ids start after padding_idx (RoBERTa's create_position_ids_from_input_ids): the first
 # pad_token_id + 1 rows of the position table are never used for a token.

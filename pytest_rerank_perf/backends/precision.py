@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import device as dev
 from ..errors import DeviceError
+from ..machine import device as dev
 from ..validation import canonical_dtype
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import device as dev
+from ..machine import device as dev
+from ..workloads.batch_plans import Batches, predict_plan
 from .base import Pair, Reranker
-from .batch_plans import Batches, predict_plan
 from .encoded import Encoded
 from .identity import ModelIdentity
 from .phases import PhaseRecorder

@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..guards import exclusive
-from ..pairs import Pair
-from .batch_plans import Batches, budget_plan, sorted_plan, token_budget
+from ..workloads.batch_plans import Batches, budget_plan, sorted_plan, token_budget
+from ..workloads.pairs import Pair
 from .cross_encoder import CrossEncoderReranker
 from .encoded import Encoded, encode, score_encoded
+from .guards import exclusive
 from .phases import NO_PHASES, PhaseRecorder
 
 Plan = Literal["sorted", "budget"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from .. import device as dev
 from ..errors import UsageError
+from ..machine import device as dev
 from .base import Reranker
 from .cross_encoder import CrossEncoderReranker
 from .token_batched import TokenBatchedReranker

@@ -15,8 +15,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from .. import device as dev
-from .. import nvml as nvml_seam
+from ..machine import device as dev
+from ..machine import nvml as nvml_seam
 from .cuda import FakeCuda
 from .nvml import FakeNvml
 from .specs import CATALOGUE, GiB, GpuSpec

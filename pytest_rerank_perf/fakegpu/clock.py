@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .. import device as dev
-from .. import fingerprint
 from ..backends import LOADERS
 from ..backends.standin import VirtualClock
+from ..machine import device as dev
+from ..machine import fingerprint
 
 ENV = "RERANK_PERF_VIRTUAL_CLOCK"
 FINGERPRINT = fingerprint.Fingerprint("fp32 512x512x512 on a virtual clock", 1.0e11, 0.01)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .. import device as dev
+from ..machine import device as dev
 from .specs import GpuSpec
 
 BLOCK = 2 * 2**20  # the caching allocator reserves in 2 MiB blocks and keeps freed ones cached
@@ -94,7 +94,7 @@ class FakeEvent:
 
 
 class FakeCuda:
-    """The subset of ``torch.cuda`` that ``pytest_rerank_perf.device`` uses, for ``len(gpus)`` fake devices."""
+    """The subset of ``torch.cuda`` that ``pytest_rerank_perf.machine.device`` uses, for ``len(gpus)`` fake devices."""
 
     OutOfMemoryError = torch.cuda.OutOfMemoryError
     version_cuda = "12.8"

@@ -16,7 +16,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-from .. import device as dev
+from ..machine import device as dev
 from .cuda import FakeCuda, FakeDevice
 
 CONTEXT_BYTES = 500 * 2**20  # the CUDA context and cuBLAS workspaces: NVML sees them, torch's allocator does not

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..fingerprint import Fingerprint
+from ..machine.fingerprint import Fingerprint
 
 # Below this the GEMM rate is taken as equal whatever its noise: a GEMM sees clock and neighbour changes that a
 # reranker's mostly memory-bound forwards feel far less. Beyond it, and beyond 4 noise widths, it is another machine.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..report.tables import Table
 from ..store.schema import cell_sort_key, split_cell_key
+from ..tables import Table
 from ..trackers.metrics import metric
 from .compare import MetricComparison
 from .outcome import GateReport

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .. import device as dev
+from ..machine import device as dev
 from ..trackers.metrics import METRICS
 
 Status = Literal["ok", "oom", "skipped", "rejected"]  # rejected: scores differ from predict's

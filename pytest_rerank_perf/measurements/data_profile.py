@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
-from ..report.tables import Table
+from ..tables import Table
 
 # More pairs than this cut by max_length and the summary says so at its top.
 TRUNCATION_WARN = 0.03

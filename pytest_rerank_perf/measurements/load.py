@@ -13,15 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from .. import device as dev
 from ..backends import Pair, Reranker
-from ..batcher_config import BusyMeter, encoded_predict, token_ids
-from ..batching import BatcherConfig, DynamicBatcher
-from ..loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
+from ..machine import device as dev
 from ..progress import say
-from ..report.tables import Table, ms, rate
 from ..scenarios import Scenario
-from ..workload import WorkloadSpec, build_workload
+from ..serving.batcher_config import BusyMeter, encoded_predict, token_ids
+from ..serving.batching import BatcherConfig, DynamicBatcher
+from ..serving.loadgen import LoadPoint, RateSearch, closed_loop, find_max_rate, open_loop
+from ..tables import Table, ms, rate
+from ..workloads.workload import WorkloadSpec, build_workload
 
 MAX_WAIT_S = 0.002
 POOL_REQUESTS = 32  # distinct requests in the pool; request i reuses pool slot i % 32

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import device as dev
 from ..backends import Reranker
 from ..errors import UsageError
-from ..flops import flops_per_batch, peak_flops
-from ..hardware import HardwareProfile
+from ..machine import device as dev
+from ..machine.flops import flops_per_batch, peak_flops
+from ..machine.hardware import HardwareProfile
 from ..stats import Percentiles
 from ..trackers import TRACKERS, CallTracker, Span, Tracker, cell_fields, track
 from ..trackers.breakdown import BreakdownResult, BreakdownTracker
 from ..trackers.requests import RequestTimer
-from ..workload import Workload
+from ..workloads.workload import Workload
 from .cell import Cell, CellResult, RoundsPolicy, Status, null_fields
 from .variant_check import ReferenceScores, score_mismatch
 

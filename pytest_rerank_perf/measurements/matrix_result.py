@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..report.tables import Table
+from ..tables import Table
 from ..trackers.metrics import METRICS, Metric
 from .matrix_views import breakdown_table, left_out, status_label, terminal_batches, variant_tables
 

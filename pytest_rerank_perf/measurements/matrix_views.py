@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ..cell_choice import PREDICT_DEFAULT_BATCH, TUTORIAL_BATCH
-from ..report.tables import Table
+from ..scenarios.cell_choice import PREDICT_DEFAULT_BATCH, TUTORIAL_BATCH
+from ..tables import Table
 from ..trackers.breakdown import PARTS
 
 CellJson = Mapping[str, Any]

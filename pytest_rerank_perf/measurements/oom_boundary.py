@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from .. import device as dev
 from ..backends import Reranker
-from ..report.tables import Table
-from ..workload import Fixed, WorkloadSpec, build_workload
+from ..machine import device as dev
+from ..tables import Table
+from ..workloads.workload import Fixed, WorkloadSpec, build_workload
 
 SEARCH_LIMIT = 4096  # batch sizes beyond this are not searched: a boundary of SEARCH_LIMIT means "at least"
 

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import device as dev
+from ..machine import device as dev
 from ..trackers import track
-from ..workload import Workload
+from ..workloads.workload import Workload
 from .matrix import CellRunner
 
 PAIRS = 40  # interleaved (bare, harness) call pairs

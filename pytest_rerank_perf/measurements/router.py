@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .. import device as dev
 from ..backends import Pair, Reranker
-from ..batcher_config import PrepareFn, token_ids
-from ..batching import BatcherConfig, DynamicBatcher
 from ..errors import RerankPerfError
-from ..loadgen import closed_loop
-from ..report.tables import Table
+from ..machine import device as dev
+from ..serving.batcher_config import PrepareFn, token_ids
+from ..serving.batching import BatcherConfig, DynamicBatcher
+from ..serving.loadgen import closed_loop
+from ..tables import Table
 
 ROUTER_MAX_BATCH = (32, 128)
 ROUTER_CALLERS = (1, 4, 16, 64)

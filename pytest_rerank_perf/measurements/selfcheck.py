@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .. import device as dev
-from .. import nvml
 from ..backends import Pair, Reranker
-from ..report.tables import Table
+from ..machine import device as dev
+from ..machine import nvml
+from ..tables import Table
 from ..trackers import BatchTracker, Span
 from ..trackers.memory import NvmlSampler
-from ..workload import Workload
+from ..workloads.workload import Workload
 from .matrix import CellRunner, Unbenchmarked
 
 Verdict = Literal["pass", "warn", "fail", "n/a"]

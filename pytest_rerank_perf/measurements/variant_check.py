@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import Reranker
-from ..workload import Workload
+from ..workloads.workload import Workload
 from .invariance import tolerance
 
 

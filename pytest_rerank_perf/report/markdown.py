@@ -8,9 +8,9 @@ from typing import Any
 from ..gate.verdict import gate_markdown
 from ..measurements import PROCEDURES
 from ..measurements.load import LoadResults
+from ..tables import Table, ms, rate
 from .plots import Plot, subject
 from .run_report import RunReport
-from .tables import Table, ms, rate
 
 
 def _header(report: RunReport) -> list[str]:

@@ -274,7 +274,7 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)
     plots.append(plot_gate(data, out_dir))
-    from .breakdown_plot import plot_breakdown  # it builds on this module's helpers
+    from .breakdown_plot import plot_breakdown
 
     plots.append(plot_breakdown(data, out_dir))
     return [p for p in plots if p is not None]

@@ -18,8 +18,8 @@ from ..measurements import PROCEDURES, MeasurementResult
 from ..measurements.data_profile import DataProfiles
 from ..measurements.load import LoadResults
 from ..measurements.matrix_result import MatrixResult
-from ..recommendations import recommend
 from ..scenarios import Scenario
+from ..scenarios.recommendations import recommend
 from ..store.reader import parse_section
 from ..store.schema import ModelBaseline
 

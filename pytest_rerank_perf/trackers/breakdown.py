@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import device as dev
 from ..backends.phases import PHASES
+from ..machine import device as dev
 from .base import Span
 
 PARTS = ("tokenize", "h2d", "forward", "rest")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import device as dev
-from .. import nvml
-from ..hardware import throttle_names
+from ..machine import device as dev
+from ..machine import nvml
+from ..machine.hardware import throttle_names
 from .base import Span
 from .sampling import PeriodicSampler
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import device as dev
-from .. import nvml
+from ..machine import device as dev
+from ..machine import nvml
 from .base import Span
 
 FIELD = "energy_j_per_1k_pairs"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import device as dev
+from ..machine import device as dev
 from ..stats import Percentiles
 from .base import Span
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import device as dev
-from .. import nvml
+from ..machine import device as dev
+from ..machine import nvml
 from .base import Span
 from .sampling import PeriodicSampler
 

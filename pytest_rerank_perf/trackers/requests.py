@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import device as dev
-from ..pairs import Pair
+from ..machine import device as dev
 from ..stats import Percentiles
+from ..workloads.pairs import Pair
 from .base import Span
 
 

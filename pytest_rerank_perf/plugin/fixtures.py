@@ -7,19 +7,19 @@ from typing import Any
 
 import pytest
 
-from .backends import LOADERS, Pair, Reranker
-from .backends.variants import REFERENCE, build_variant
-from .errors import RerankPerfError
-from .hardware import HardwareProfile
-from .measurements.cell import Cell, CellResult, RoundsPolicy
-from .measurements.data_profile import DataProfiles
-from .measurements.invariance import InvarianceReport, check_invariance
-from .measurements.matrix import CellRunner, run_identity
-from .measurements.variant_check import ReferenceScores
+from ..backends import LOADERS, Pair, Reranker
+from ..backends.variants import REFERENCE, build_variant
+from ..errors import RerankPerfError
+from ..machine.hardware import HardwareProfile
+from ..measurements.cell import Cell, CellResult, RoundsPolicy
+from ..measurements.data_profile import DataProfiles
+from ..measurements.invariance import InvarianceReport, check_invariance
+from ..measurements.matrix import CellRunner, run_identity
+from ..measurements.variant_check import ReferenceScores
+from ..workloads.workload import Workload
 from .options import RerankOptions
 from .runtime import get_options, session_device, session_profile
 from .session import RerankSession
-from .workload import Workload
 from .workload_source import build_cell_workload
 
 SESSION_KEY = pytest.StashKey[RerankSession]()

@@ -11,8 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import WorkloadError
-from .validation import positive_int
+from ..errors import WorkloadError
+from ..validation import positive_int
 
 __all__ = ["Fixed", "LengthDist", "LongTail", "Uniform", "parse_length_dist"]
 

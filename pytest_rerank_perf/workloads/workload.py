@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .backends.batch_plans import BatchPlan, predict_plan
+from ..errors import WorkloadError
+from ..validation import positive_int
+from .batch_plans import BatchPlan, predict_plan
 from .datafile import load_jsonl_pairs
-from .errors import WorkloadError
 from .lengths import Fixed, LengthDist, LongTail, Uniform, parse_length_dist
 from .lexicon import SCRIPTS
 from .pairs import Pair, check_pairs, crossencoder_order, encoded_lengths
-from .validation import positive_int
 
 __all__ = [
     "Fixed",

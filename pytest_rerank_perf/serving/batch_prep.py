@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import RerankPerfError
+from ..workloads.pairs import Pair
 from .batcher_config import LengthFn, Prepared, PrepareFn
-from .errors import RerankPerfError
-from .pairs import Pair
 
 
 def char_lengths(pairs: Sequence[Pair]) -> list[Prepared]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..pairs import Pair, crossencoder_order
+from .pairs import Pair, crossencoder_order
 
 Batches = list[list[int]]
 BatchPlan = Callable[[Sequence[Pair], Sequence[int], int], Batches]  # (pairs, lengths, batch_size) -> batches

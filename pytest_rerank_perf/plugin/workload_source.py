@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from .backends import Reranker
-from .backends.model_config import usable_positions
-from .file_workload import file_workload
-from .measurements.data_profile import DataProfile
+from ..backends import Reranker
+from ..backends.model_config import usable_positions
+from ..measurements.data_profile import DataProfile
+from ..workloads.file_workload import file_workload
+from ..workloads.pairs import encoded_lengths
+from ..workloads.workload import Workload, build_workload
 from .options import RerankOptions
-from .pairs import encoded_lengths
-from .workload import Workload, build_workload
 
 
 def build_cell_workload(

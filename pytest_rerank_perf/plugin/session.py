@@ -14,27 +14,27 @@ from typing import Any
 
 import pytest
 
-from . import fingerprint
-from .errors import RerankPerfError
-from .fsutil import write_atomic
-from .gate.judge import gate, planned_cells, throttled_cells, unwatched_cells
-from .gate.thresholds import GateSettings
-from .gate.verdict import gate_markdown
-from .hardware import HardwareProfile
+from ..errors import RerankPerfError
+from ..fsutil import write_atomic
+from ..gate.judge import gate, planned_cells, throttled_cells, unwatched_cells
+from ..gate.thresholds import GateSettings
+from ..gate.verdict import gate_markdown
+from ..machine import fingerprint
+from ..machine.hardware import HardwareProfile
+from ..measurements import MeasurementResult
+from ..measurements.cell import Cell, CellResult
+from ..measurements.matrix_result import MatrixResult
+from ..measurements.oom_boundary import OomBoundaries
+from ..report.folder import write_report
+from ..report.run_report import RunReport, merge_reports
+from ..store import BaselineError, BaselineProfile, BaselineStore, open_store, record_command, section_from_cells
+from ..store.merging import clash_error, clashes, pool_processes
+from ..store.schema import ModelBaseline, cell_key, now_utc
+from ..workloads.workload import Workload
 from .interrupts import held
-from .measurements import MeasurementResult
-from .measurements.cell import Cell, CellResult
-from .measurements.matrix_result import MatrixResult
-from .measurements.oom_boundary import OomBoundaries
-from .measurements.processes import pooled_reports
 from .options import RerankOptions
 from .partial import PartialLog
-from .report.folder import write_report
-from .report.run_report import RunReport, merge_reports
-from .store import BaselineError, BaselineProfile, BaselineStore, open_store, record_command, section_from_cells
-from .store.merging import clash_error, clashes, pool_processes
-from .store.schema import ModelBaseline, cell_key, now_utc
-from .workload import Workload
+from .processes import pooled_reports
 
 
 class RerankSession:

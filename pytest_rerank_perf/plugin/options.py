@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from .backends import LOADERS
-from .backends.cross_encoder import validate_max_length
-from .backends.variants import parse_variants
-from .datafile import DataFile
-from .errors import UsageError, WorkloadError
-from .file_workload import num_pairs_axis, open_data_file
-from .gate.thresholds import (
+from ..backends import LOADERS
+from ..backends.cross_encoder import validate_max_length
+from ..backends.variants import parse_variants
+from ..errors import UsageError, WorkloadError
+from ..gate.thresholds import (
     DEFAULT_ALPHA,
     GATED_NAMES,
     ThresholdRule,
@@ -21,11 +19,13 @@ from .gate.thresholds import (
     parse_percent,
     parse_threshold_rules,
 )
-from .lengths import LengthDist, parse_length_dist
+from ..scenarios import BUILT_IN, Scenario, parse_scenarios
+from ..validation import canonical_dtype, device_text, parse_int, parse_int_list
+from ..workloads.datafile import DataFile
+from ..workloads.file_workload import num_pairs_axis, open_data_file
+from ..workloads.lengths import LengthDist, parse_length_dist
+from ..workloads.workload import WorkloadSpec
 from .option_table import _FLAGS, _OPTIONS, DEFAULT_BACKEND, DEFAULT_PAIR_TOKENS
-from .scenarios import BUILT_IN, Scenario, parse_scenarios
-from .validation import canonical_dtype, device_text, parse_int, parse_int_list
-from .workload import WorkloadSpec
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)

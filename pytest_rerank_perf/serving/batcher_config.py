@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RerankPerfError
-from .guards import exclusive
-from .pairs import Pair, encoded_lengths
-from .validation import positive_int
+from ..backends.guards import exclusive
+from ..errors import RerankPerfError
+from ..validation import positive_int
+from ..workloads.pairs import Pair, encoded_lengths
 
 __all__ = [
     "BatchRecord",

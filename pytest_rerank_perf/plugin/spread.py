@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ..gate.drift import pooled_drift
-from ..runtime import get_options, session_device
+from ..measurements.matrix_result import MatrixResult
+from ..measurements.selfcheck import Check
 from ..store.schema import key_of
-from .matrix_result import MatrixResult
 from .processes import child_command, run_child
-from .selfcheck import Check
+from .runtime import get_options, session_device
 
 
 @dataclass(frozen=True)

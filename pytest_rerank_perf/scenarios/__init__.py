@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from ..errors import RerankPerfError
-from ..interrupts import Interrupted, held
-from ..options import forwarded
-from ..partial import PartialLog, count_lines
 from ..progress import duration, say
 from ..report.folder import load_report
 from ..report.run_report import RunReport
-from ..runtime import get_options, session_device
+from .interrupts import Interrupted, held
+from .options import forwarded
+from .partial import PartialLog, count_lines
+from .runtime import get_options, session_device
 
 TIMEOUT_S = 3600.0
 GRACE_S = 5.0  # after SIGTERM, before SIGKILL: enough for the child to stop its tests, not to write its report

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import UsageError, WorkloadError
 from .datafile import DataFile, read_data_file
-from .errors import UsageError, WorkloadError
 from .workload import Workload
 
 

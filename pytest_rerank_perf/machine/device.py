@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 _stand_in: Any = None  # what answers instead of ``torch.cuda`` while a fake GPU is installed
 _clock: Any = None  # what tells the time instead of the wall clock while a virtual clock is installed

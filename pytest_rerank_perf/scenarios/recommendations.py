@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from . import Recommendation, Scenario, recommend_from_load
 from .cell_choice import recommend_from_cells
-from .scenarios import Recommendation, Scenario, recommend_from_load
 
 Cell = Mapping[str, Any]
 

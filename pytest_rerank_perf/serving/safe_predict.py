@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from . import device as dev
-from .backends.base import Reranker
-from .pairs import Pair, check_pairs, crossencoder_order
-from .validation import positive_int
+from ..backends.base import Reranker
+from ..machine import device as dev
+from ..validation import positive_int
+from ..workloads.pairs import Pair, check_pairs, crossencoder_order
 
 
 @dataclass(frozen=True)

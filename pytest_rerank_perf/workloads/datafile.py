@@ -22,8 +22,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import WorkloadError
-from .fsutil import ReadFixes, read_text
+from ..errors import WorkloadError
+from ..fsutil import ReadFixes, read_text
 from .pairs import Pair
 
 __all__ = ["DataFile", "Request", "load_jsonl_pairs", "read_data_file"]

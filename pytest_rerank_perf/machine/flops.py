@@ -85,7 +85,10 @@ def peak_flops(
         return None, "MFU: a MIG slice whose size neither NVML nor torch names"
     peak = PEAKS.get(" ".join(base.lower().split()))
     if peak is None:
-        return None, f"MFU: the peak FLOP/s of {gpu_name!r} is unknown (add it to pytest_rerank_perf.flops.PEAKS)"
+        return (
+            None,
+            f"MFU: the peak FLOP/s of {gpu_name!r} is unknown (add it to pytest_rerank_perf.machine.flops.PEAKS)",
+        )
     tflops = peak.single if dtype == "fp32" else peak.half
     if mig_slice is None:
         return tflops * 1e12, None

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from . import device as dev
-from .backends.cross_encoder import resolve_model_spec
-from .backends.precision import resolve_dtype
-from .errors import RerankPerfError, UsageError
-from .hardware import HardwareProfile, detect
+from ..backends.cross_encoder import resolve_model_spec
+from ..backends.precision import resolve_dtype
+from ..errors import RerankPerfError, UsageError
+from ..machine import device as dev
+from ..machine.hardware import HardwareProfile, detect
 from .options import RerankOptions, parse_options
 
 OPTIONS_KEY = pytest.StashKey[RerankOptions]()

@@ -3,10 +3,10 @@ them into ``RerankOptions``)."""
 
 from __future__ import annotations
 
-from .backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
-from .backends.variants import CHOICES as VARIANT_CHOICES
-from .gate.thresholds import DEFAULT_ALPHA
-from .validation import DEVICE_CHOICES
+from ..backends import DEFAULT_BACKEND, DEFAULT_MAX_LENGTH, LOADERS, MODEL_CHOICES
+from ..backends.variants import CHOICES as VARIANT_CHOICES
+from ..gate.thresholds import DEFAULT_ALPHA
+from ..validation import DEVICE_CHOICES
 
 DEFAULT_PAIR_TOKENS = "fixed:256"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .gate.verdict import format_gate
-from .measurements import PROCEDURES
-from .measurements.load import LoadResults
+from ..gate.verdict import format_gate
+from ..measurements import PROCEDURES
+from ..measurements.load import LoadResults
+from ..report.run_report import REPORT_FILE, RunReport
+from ..scenarios import Scenario
 from .options import RerankOptions
-from .report.run_report import REPORT_FILE, RunReport
-from .scenarios import Scenario
 
 
 def _scenario_line(r: Mapping[str, Any], s: Scenario | None) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .scenarios import Recommendation, Scenario
+from . import Recommendation, Scenario
 
 PREDICT_DEFAULT_BATCH = 32  # CrossEncoder.predict's own default
 TUTORIAL_BATCH = 8  # the seed tutorial's advice

@@ -33,6 +33,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..errors import RerankPerfError
+from ..workloads.pairs import Pair, check_pairs
 from .batch_prep import Intake, QueuedPair, Request, by_lengths
 from .batcher_config import (
     BatcherConfig,
@@ -43,8 +45,6 @@ from .batcher_config import (
     cross_encoder_predict,
     token_counter,
 )
-from .errors import RerankPerfError
-from .pairs import Pair, check_pairs
 
 __all__ = [
     "BatcherClosed",

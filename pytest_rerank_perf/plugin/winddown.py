@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from .errors import RerankPerfError
+from ..errors import RerankPerfError
+from ..report.folder import write_report
+from ..store import BaselineError, section_from_cells
+from ..store.schema import now_utc
 from .interrupts import held
-from .report.folder import write_report
 from .runtime import session_device, session_profile
 from .session import RerankSession
-from .store import BaselineError, section_from_cells
-from .store.schema import now_utc
 
 
 def _baseline(rs: RerankSession, config: pytest.Config) -> str:

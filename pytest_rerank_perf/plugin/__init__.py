@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from . import progress
-from .backends.variants import check_variants
-from .errors import UsageError
+from .. import progress
+from ..backends.variants import check_variants
+from ..errors import UsageError
+from ..measurements.cell import Cell
+from ..report.run_report import RunReport
 from .fixtures import (
     SESSION_KEY,
     rerank_bench,
@@ -33,9 +35,7 @@ from .fixtures import (
     rerank_workload,
 )
 from .interrupts import Interrupted, held, sigterm_as_ctrl_c, sigterm_seen
-from .measurements.cell import Cell
 from .options import add_options
-from .report.run_report import RunReport
 from .runtime import configure, describe_run, get_options, session_device, session_profile, under_root
 from .session import RerankSession
 from .summary import write_summary

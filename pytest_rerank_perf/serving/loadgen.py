@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import RerankPerfError
-from .stats import Percentiles
+from ..errors import RerankPerfError
+from ..stats import Percentiles
 
 Submit = Callable[[int], Awaitable[Any]]  # submit(request_index) -> awaitable that completes with the response
 Clock = Callable[[], float]  # seconds, monotonic

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RerankPerfError
-from .lexicon import CJK_WORDS, LATIN_WORDS
+from ..errors import RerankPerfError
+from ..workloads.lexicon import CJK_WORDS, LATIN_WORDS
 
 # Bump when the bytes a build produces change for the same spec (vocabulary recipe, file layout, init).
 BUILDER_VERSION = 1
