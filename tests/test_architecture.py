@@ -37,6 +37,114 @@ def _code(path: Path) -> str:
     return ast.unparse(tree)
 
 
+# The layers, lowest first: a module imports only from its own layer or lower ones (docs/architecture.md). The root
+# keeps what every layer shares; the packages above it name concepts.
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(layer.split())
+    for layer in (
+        "errors fsutil stats validation tables progress",
+        "machine",
+        "workloads",
+        "backends",
+        "trackers",
+        "serving",
+        "scenarios",
+        "store",
+        "gate",
+        "measurements",
+        "report",
+        "fakegpu",
+        "plugin",
+        "cli __init__",
+    )
+)
+
+
+def _imports(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of ``package`` -> the modules of it that it imports (relative or absolute, lazy ones too)."""
+
+    def name(path: Path) -> str:
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    paths = {name(p): p for p in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                within = [*here[: len(here) - node.level + 1], *([node.module] if node.module else [])]
+                base = ".".join(within) if node.level else node.module or ""
+                found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[module] = {m for m in found if m in paths and m != module}
+    return graph
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, layer in enumerate(LAYERS) if top in layer)
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if _layer(d) > _layer(m))
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for start in sorted(graph):
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    found.append(" -> ".join((*path, start)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+    return found
+
+
+def test_no_module_imports_from_a_layer_above_its_own_and_none_in_a_cycle() -> None:
+    graph = _imports()
+    assert len(graph) > 100  # the walk found the package
+    assert _upward(graph) == []
+    assert _cycles(graph) == []
+
+
+def test_the_package_root_holds_only_what_every_layer_shares() -> None:
+    root = {p.stem for p in PACKAGE.glob("*.py")}
+    assert len(root) <= 8, sorted(root)
+    assert root <= LAYERS[0] | LAYERS[-1]
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert packages <= set().union(*LAYERS[1:-1])  # every package has its layer
+
+
+def test_the_checks_see_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
+    package = tmp_path / "pytest_rerank_perf"
+    files = {
+        "__init__.py": "",
+        "backends/__init__.py": "",
+        "backends/base.py": "from ..plugin.session import RerankSession\n",  # a backend importing the plugin
+        "plugin/__init__.py": "",
+        "plugin/session.py": "def later():\n    from pytest_rerank_perf.report import plots\n",
+        "report/__init__.py": "",
+        "report/plots.py": "from . import figure\n",
+        "report/figure.py": "from .plots import Plot\n",
+    }
+    for rel, text in files.items():
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_text(text)
+    graph = _imports(package)
+    assert _upward(graph) == ["pytest_rerank_perf.backends.base -> pytest_rerank_perf.plugin.session"]
+    assert _cycles(graph) == [
+        "pytest_rerank_perf.report.figure -> pytest_rerank_perf.report.plots -> pytest_rerank_perf.report.figure",
+        "pytest_rerank_perf.report.plots -> pytest_rerank_perf.report.figure -> pytest_rerank_perf.report.plots",
+    ]
+
+
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_is_over_300_lines(path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 300

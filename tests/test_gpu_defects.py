@@ -182,7 +182,7 @@ def test_8_the_vram_plot_keeps_the_data_readable(tmp_path: Path, monkeypatch: py
     from pytest_rerank_perf.report import plots
 
     figures: list[Any] = []
-    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: figures.append(fig) or name)
+    monkeypatch.setattr(plots, "save", lambda fig, out_dir, name: figures.append(fig) or name)
     cells = [
         {
             "status": "ok",

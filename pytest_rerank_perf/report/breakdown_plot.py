@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..trackers.breakdown import PARTS
-from .plots import Plot, _pyplot, _save, _title, subject
+from .figure import Plot, pyplot, save, subject, wrap_title
 
 _COLOURS = {"tokenize": "#f9a825", "h2d": "#8e24aa", "forward": "#1565c0", "rest": "#9e9e9e"}
 
@@ -23,7 +23,7 @@ def plot_breakdown(data: Mapping[str, Any], out_dir: Path) -> Plot | None:
     if not cells:
         return None
     cells.sort(key=lambda c: (c["num_pairs"], c["workload_id"], c.get("variant") or "", c["batch_size"]))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(cells)), 5))
     labels = [
         f"n{c['num_pairs']} bs{c['batch_size']}"
@@ -41,6 +41,6 @@ def plot_breakdown(data: Mapping[str, Any], out_dir: Path) -> Plot | None:
     ax.set_xticklabels(labels, rotation=90, fontsize=7)
     ax.set_ylabel("share of the call (%); the call's median above each bar")
     ax.set_ylim(0, 112)
-    ax.set_title(_title(f"Where a call's time goes, per cell\n{subject(data)}"), fontsize=9)
+    ax.set_title(wrap_title(f"Where a call's time goes, per cell\n{subject(data)}"), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
-    return Plot(_save(fig, out_dir, "breakdown.png"), "Where a call's time goes")
+    return Plot(save(fig, out_dir, "breakdown.png"), "Where a call's time goes")

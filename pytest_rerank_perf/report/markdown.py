@@ -9,7 +9,7 @@ from ..gate.verdict import gate_markdown
 from ..measurements import PROCEDURES
 from ..measurements.load import LoadResults
 from ..tables import Table, ms, rate
-from .plots import Plot, subject
+from .figure import Plot, subject
 from .run_report import RunReport
 
 

@@ -6,67 +6,16 @@ imported here only, with the non-interactive Agg backend (no display on a CI run
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..store.schema import cell_sort_key
 from ..trackers.metrics import METRICS, Metric
+from .breakdown_plot import plot_breakdown
+from .figure import Plot, Report, plain_log_ticks, pyplot, save, subject, wrap_title
 
-Report = Mapping[str, Any]
 _VERDICT_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "unchanged": "#9e9e9e"}
-
-
-@dataclass(frozen=True)
-class Plot:
-    filename: str
-    title: str
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 10})
-    return plt
-
-
-def subject(data: Report) -> str:
-    """``model, dtype, max_length on device``: the line every plot title carries."""
-    model = data.get("model") or {}
-    profile = data.get("profile") or {}
-    gpu = profile.get("gpu") or {}
-    device = gpu.get("name") or f"CPU ({profile.get('cpu_model', 'unknown')}): CPU fallback, not GPU figures"
-    return (
-        f"{model.get('name', '?')} ({model.get('source', '?')}), {model.get('dtype', '?')}, "
-        f"max_length {model.get('max_length', '?')} on {device}"
-    )
-
-
-def _title(text: str) -> str:
-    """Wrapped so a long model id or device name never runs off the figure."""
-    return "\n".join(textwrap.fill(line, 95) for line in text.split("\n"))
-
-
-def _plain_log_ticks(axis: Any) -> None:
-    """Log axes labelled 20, 30, 40 rather than 2x10^1."""
-    from matplotlib.ticker import FuncFormatter
-
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
-
-
-def _save(fig: Any, out_dir: Path, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(out_dir / name)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return name
 
 
 def _family(workload_id: str) -> str:
@@ -97,7 +46,7 @@ def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
     cells = data.get("cells") or []
     if not any(c["status"] == "ok" for c in cells):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     sizes = sorted({c["batch_size"] for c in cells})
     for label, group in _by_workload(cells).items():
@@ -113,16 +62,18 @@ def plot_throughput(data: Report, out_dir: Path) -> Plot | None:
     _batch_axis(ax, sizes)
     ax.set_ylabel("pairs/s (median round)")
     ax.set_ylim(bottom=0)
-    ax.set_title(_title(f"Throughput vs batch size (star: best; dotted: out of memory)\n{subject(data)}"), fontsize=9)
+    ax.set_title(
+        wrap_title(f"Throughput vs batch size (star: best; dotted: out of memory)\n{subject(data)}"), fontsize=9
+    )
     ax.legend(title="num_pairs (workload)")
-    return Plot(_save(fig, out_dir, "throughput.png"), "Throughput vs batch size")
+    return Plot(save(fig, out_dir, "throughput.png"), "Throughput vs batch size")
 
 
 def plot_vram(data: Report, out_dir: Path) -> Plot | None:
     cells = [c for c in data.get("cells") or [] if c["status"] == "ok" and c.get("peak_vram_allocated_bytes")]
     if not cells:
         return None  # the CPU fallback has no VRAM figure
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, group in _by_workload(cells).items():
         bs = [c["batch_size"] for c in group]
@@ -142,10 +93,10 @@ def plot_vram(data: Report, out_dir: Path) -> Plot | None:
     _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
     ax.set_ylabel("peak VRAM, GiB (solid: torch allocated; dashed: process, NVML)")
     ax.set_ylim(bottom=0)
-    title = f"Peak VRAM vs batch size (weights included{device_note})\n{subject(data)}"
-    ax.set_title(_title(title), fontsize=9)
+    heading = f"Peak VRAM vs batch size (weights included{device_note})\n{subject(data)}"
+    ax.set_title(wrap_title(heading), fontsize=9)
     ax.legend(title="num_pairs (workload)")
-    return Plot(_save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
+    return Plot(save(fig, out_dir, "vram.png"), "Peak VRAM vs batch size")
 
 
 def plot_metric(data: Report, metric: Metric, out_dir: Path) -> Plot | None:
@@ -153,23 +104,23 @@ def plot_metric(data: Report, metric: Metric, out_dir: Path) -> Plot | None:
     cells = [c for c in data.get("cells") or [] if c["status"] == "ok" and metric.read(c) is not None]
     if not cells:
         return None  # not measured here (e.g. a GPU figure on the CPU): no empty plot
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, group in _by_workload(cells).items():
         ax.plot([c["batch_size"] for c in group], [metric.read(c) for c in group], marker="o", label=label)
     _batch_axis(ax, sorted({c["batch_size"] for c in cells}))
     ax.set_ylabel(f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)")
     ax.set_ylim(bottom=0)
-    ax.set_title(_title(f"{metric.label} vs batch size\n{subject(data)}"), fontsize=9)
+    ax.set_title(wrap_title(f"{metric.label} vs batch size\n{subject(data)}"), fontsize=9)
     ax.legend(title="num_pairs (workload)")
-    return Plot(_save(fig, out_dir, f"{metric.name}.png"), f"{metric.label} vs batch size")
+    return Plot(save(fig, out_dir, f"{metric.name}.png"), f"{metric.label} vs batch size")
 
 
 def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -> list[Plot]:
     servers = load.get("servers") or {}
     if not servers:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     target = load["p99_target_s"] * 1e3
     fig, axes = plt.subplots(1, len(servers), figsize=(4.2 * len(servers), 4.4), sharey=True, squeeze=False)
     for ax, (server, result) in zip(axes[0], servers.items(), strict=True):
@@ -182,14 +133,14 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
             ax.axvline(result["max_rate"], color="#2e7d32", linewidth=1, label=f"max {result['max_rate']:.0f} req/s")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log_ticks(ax.xaxis)
-        _plain_log_ticks(ax.yaxis)
+        plain_log_ticks(ax.xaxis)
+        plain_log_ticks(ax.yaxis)
         ax.set_xlabel("offered load, requests/s (Poisson)")
         ax.set_title(server, fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel(f"request latency, ms ({load['pairs_per_request']} pairs per request)")
-    fig.suptitle(_title(f"Latency vs load, scenario '{name}'\n{subject(data)}"), fontsize=9)
-    plots = [Plot(_save(fig, out_dir, f"load-{name}.png"), f"Latency percentiles vs load ({name})")]
+    fig.suptitle(wrap_title(f"Latency vs load, scenario '{name}'\n{subject(data)}"), fontsize=9)
+    plots = [Plot(save(fig, out_dir, f"load-{name}.png"), f"Latency percentiles vs load ({name})")]
     sweep = [p for p in load.get("closed_loop") or [] if p.get("latency")]
     if sweep:
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -207,9 +158,9 @@ def plot_load(data: Report, name: str, load: Mapping[str, Any], out_dir: Path) -
         ax2.set_ylim(bottom=0)
         ax2.grid(False)
         ax.set_title(
-            _title(f"{sweep[0]['server']}: throughput and p99 vs concurrency ({name})\n{subject(data)}"), fontsize=9
+            wrap_title(f"{sweep[0]['server']}: throughput and p99 vs concurrency ({name})\n{subject(data)}"), fontsize=9
         )
-        plots.append(Plot(_save(fig, out_dir, f"concurrency-{name}.png"), f"Closed-loop concurrency sweep ({name})"))
+        plots.append(Plot(save(fig, out_dir, f"concurrency-{name}.png"), f"Closed-loop concurrency sweep ({name})"))
     return plots
 
 
@@ -218,7 +169,7 @@ def plot_lengths(data: Report, out_dir: Path) -> Plot | None:
     profiles = data.get("data_profiles") or {}
     if not profiles:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for data_id, p in sorted(profiles.items()):
         edges, counts = p["histogram"]["edges"], p["histogram"]["counts"]
@@ -231,9 +182,9 @@ def plot_lengths(data: Report, out_dir: Path) -> Plot | None:
         ax.axvline(max_length, color="#c62828", linewidth=1.5, label=f"max_length {max_length} (cut beyond)")
     ax.set_xlabel("encoded pair length, tokens (special tokens included; dotted: p50, dashed: p99)")
     ax.set_ylabel("pairs")
-    ax.set_title(_title(f"Pair lengths under the model's tokenizer\n{subject(data)}"), fontsize=9)
+    ax.set_title(wrap_title(f"Pair lengths under the model's tokenizer\n{subject(data)}"), fontsize=9)
     ax.legend(fontsize=7)
-    return Plot(_save(fig, out_dir, "lengths.png"), "Encoded pair lengths")
+    return Plot(save(fig, out_dir, "lengths.png"), "Encoded pair lengths")
 
 
 def plot_gate(data: Report, out_dir: Path) -> Plot | None:
@@ -242,7 +193,7 @@ def plot_gate(data: Report, out_dir: Path) -> Plot | None:
     rows = [c for c in gate.get("comparisons") or [] if c["metric"] in sampled]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     rows = sorted(rows, key=lambda c: (c["metric"], *cell_sort_key(c["cell"])))
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * len(rows)))
     y = list(range(len(rows)))
@@ -259,8 +210,8 @@ def plot_gate(data: Report, out_dir: Path) -> Plot | None:
     )
     ax.invert_yaxis()
     ax.set_xlabel("change vs baseline, % (line: 95% CI; ticks: threshold; red: regression, green: improvement)")
-    ax.set_title(_title(f"Baseline comparison: {gate['status'].upper()}\n{subject(data)}"), fontsize=9)
-    return Plot(_save(fig, out_dir, "baseline.png"), "Change against the baseline, per cell")
+    ax.set_title(wrap_title(f"Baseline comparison: {gate['status'].upper()}\n{subject(data)}"), fontsize=9)
+    return Plot(save(fig, out_dir, "baseline.png"), "Change against the baseline, per cell")
 
 
 def write_plots(data: Report, out_dir: Path) -> list[Plot]:
@@ -274,7 +225,5 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)
     plots.append(plot_gate(data, out_dir))
-    from .breakdown_plot import plot_breakdown
-
     plots.append(plot_breakdown(data, out_dir))
     return [p for p in plots if p is not None]
