@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-# Processes pooled on each side of a comparison (README, "Detection power"): the baseline pools RECORD_PROCESSES,
+# Processes pooled on each side of a comparison (docs/gate.md, "Detection power"): the baseline pools RECORD_PROCESSES,
 # a gated run GATE_PROCESSES: auto is 3 on a GPU and 2 on the CPU fallback (options.GPU_GATE_PROCESSES,
 # CPU_GATE_PROCESSES), where each pooled process costs more in imports and model loading than the tiny twin's matrix.
 RECORD_PROCESSES = 10

@@ -1,6 +1,6 @@
 """pytest-rerank-perf: guards the inference performance of the bge-reranker-v2-m3 cross-encoder.
 
-What a user reaches for is importable from here; the modules hold the rest (README, "Architecture").
+What a user reaches for is importable from here; the modules hold the rest (docs/architecture.md).
 """
 
 from .backends import CrossEncoderReranker, Reranker, load_model

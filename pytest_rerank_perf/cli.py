@@ -2,10 +2,12 @@
 
     rerank-perf render reports/report.json [--out DIR]
     rerank-perf diff OLD.json NEW.json [--threshold [PATTERN:]METRIC=PCT ...] [--alpha 0.01] [--markdown FILE]
+    rerank-perf profiles [baselines/] [--markdown] [--update docs/hardware.md]
 
-Both take ``report.json`` or pytest-benchmark's JSON from a run with the plugin active. ``diff`` exits 1 when NEW
-has a regression against OLD (significant and beyond threshold, as the gate judges) or cells measured on a
-throttled GPU that could not be compared, 2 on bad input: one line on stderr naming the problem and the fix.
+``render`` and ``diff`` take ``report.json`` or pytest-benchmark's JSON from a run with the plugin active. ``diff``
+exits 1 when NEW has a regression against OLD (significant and beyond threshold, as the gate judges) or cells
+measured on a throttled GPU that could not be compared. ``profiles`` lists the committed hardware profiles, one row
+per profile and model. Every subcommand exits 2 on bad input: one line on stderr naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from .gate.outcome import GateReport
 from .gate.thresholds import DEFAULT_ALPHA, GateSettings, parse_alpha, parse_threshold_rules
 from .gate.verdict import format_gate, gate_markdown
 from .report.folder import is_benchmark_json, is_benchmark_storage, load_report, read_json, write_report
+from .report.profiles import profiles_table, read_profiles, with_table
 from .report.run_report import REPORT_FILE, RunReport
 from .store import ModelBaseline, section_from_cells
 
 _BAD_INPUT = "2  bad input: a missing, unreadable or malformed file, or a bad option (one line on stderr)"
 EXIT_CODES = f"exit codes:\n  0  pass\n  1  regression, or an incomplete comparison\n  {_BAD_INPUT}"
 RENDER_EXIT_CODES = f"exit codes:\n  0  report written\n  {_BAD_INPUT}"
+PROFILES_EXIT_CODES = f"exit codes:\n  0  listed\n  {_BAD_INPUT}"
 
 
 @contextlib.contextmanager
@@ -121,6 +125,25 @@ def _diff(args: argparse.Namespace) -> int:
     return 1 if report.status in ("fail", "incomplete") or shortfall else 0
 
 
+def _profiles(args: argparse.Namespace) -> int:
+    table = profiles_table(read_profiles(Path(args.baselines)))
+    if args.update:
+        page = Path(args.update)
+        try:
+            text = page.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"--update {page}: cannot read it ({exc.strerror or exc}); pass docs/hardware.md"
+            ) from None
+        with _writing(page, "--update"):
+            write_atomic(page, with_table(text, table.markdown(), str(page)))
+        print(f"wrote {page}")
+        return 0
+    for line in table.markdown() if args.markdown else table.text():
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -154,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerank-require-baseline)",
     )
     diff.set_defaults(run=_diff)
+    what = "list the committed hardware profiles: one row per profile and model"
+    profiles = sub.add_parser("profiles", help=what, description=what, epilog=PROFILES_EXIT_CODES, formatter_class=raw)
+    profiles.add_argument(
+        "baselines",
+        nargs="?",
+        default="baselines",
+        help="the folder of baseline profiles, or one file (default: %(default)s)",
+    )
+    profiles.add_argument("--markdown", action="store_true", help="print a Markdown table instead of text")
+    profiles.add_argument(
+        "--update", metavar="FILE", help="rewrite the table between the profile markers in FILE (docs/hardware.md)"
+    )
+    profiles.set_defaults(run=_profiles)
     return parser
 
 

@@ -191,7 +191,7 @@ def test_a_variants_attention_kernel_never_reaches_a_call_on_the_shared_model(
 def test_the_older_form_under_concurrent_requests(
     tiny_model: CrossEncoderReranker, interleaved: Callable[..., Rendezvous]
 ) -> None:
-    """``DynamicBatcher(cross_encoder_predict(ce), config, token_counter(ce.tokenizer, 512))`` as the README shows
+    """``DynamicBatcher(cross_encoder_predict(ce), config, token_counter(ce.tokenizer, 512))`` as docs/serving.md shows
     it: the tokenizer thread counts the next request while the worker predicts the last one."""
     ce = tiny_model.cross_encoder
     requests = [varied(tiny_model, 4, seed=20 + i) for i in range(4)]

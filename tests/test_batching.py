@@ -115,8 +115,8 @@ def test_concurrent_callers_each_get_exactly_their_own_scores() -> None:
 
 
 def test_scores_through_the_batcher_equal_direct_predict(tiny_model: CrossEncoderReranker) -> None:
-    """The README's older form on the tiny twin. The first batch is held in the model until every other request is
-    counted and queued: the batches after it then merge requests by construction."""
+    """The older form (docs/serving.md) on the tiny twin. The first batch is held in the model until every other
+    request is counted and queued: the batches after it then merge requests by construction."""
     ce = tiny_model.cross_encoder
     spec = WorkloadSpec(Uniform(16, 200), seed=3)
     pool = build_workload(spec, tiny_model.tokenizer, 96).pairs

@@ -215,8 +215,8 @@ def test_gate_power_meets_the_targets_on_per_call_noise() -> None:
 
 
 def test_pooled_processes_catch_a_10_percent_slowdown_under_4_percent_drift() -> None:
-    """The README's detection table: K = 10 processes a side catch 10% >= 95% of the time with <= 1% false alarms
-    at 4% drift (100 trials here, so the bounds allow for sampling), where one gated process seldom does."""
+    """The detection table of docs/gate.md: K = 10 processes a side catch 10% >= 95% of the time with <= 1% false
+    alarms at 4% drift (100 trials here, so the bounds allow for sampling), where one gated process seldom does."""
     ten = drift_columns((10,))["K=10"]
     assert firing_rate(ten, 0.0, trials=100) <= 0.02
     assert firing_rate(ten, 0.10, trials=100) >= 0.95

@@ -152,7 +152,7 @@ def test_the_gate_table_sorts_cells_as_numbers_and_says_what_latency_is() -> Non
     rows = [row[0] for row in gate_table(report).rows if row[1].startswith("throughput")]
     assert rows == [key(n, bs) for n in (10, 50, 100) for bs in (4, 16)]
     assert any(row[1] == "latency (forward time per batch)" for row in gate_table(report).rows)
-    assert "min detectable" in gate_table(report).header
+    assert "min detectable regression" in gate_table(report).header
 
 
 @pytest.mark.parametrize("status", ["fail", "incomplete"])

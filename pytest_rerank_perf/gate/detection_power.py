@@ -40,7 +40,7 @@ class NoiseModel:
     outlier_max: float = 1.6  # a stalled call takes up to this factor longer
 
 
-# Measured on this project's shared 2-core CPU runner, tiny twin, 1 torch thread (README, "Detection power").
+# Measured on this project's shared 2-core CPU runner, tiny twin, 1 torch thread (docs/gate.md, "Detection power").
 SHARED_CPU = NoiseModel(round_sigma=0.05, run_sigma=0.02, outlier_rate=0.03, outlier_max=1.6)
 
 
@@ -136,7 +136,7 @@ def main() -> None:  # python -m pytest_rerank_perf.gate.detection_power [trials
 
     parser = argparse.ArgumentParser(
         prog="python -m pytest_rerank_perf.gate.detection_power",
-        description="How often the regression gate fires, per injected slowdown (README, Detection power).",
+        description="How often the regression gate fires, per injected slowdown (docs/gate.md, Detection power).",
     )
     parser.add_argument("trials", nargs="?", type=int, default=500, help="trials per table cell (default 500)")
     trials = parser.parse_args().trials

@@ -19,7 +19,7 @@ HEADER = (
     "change",
     "95% CI",
     "threshold",
-    "min detectable",
+    "min detectable regression",
     "processes",
     "significance",
     "verdict",
@@ -178,7 +178,7 @@ def format_gate(report: GateReport) -> list[str]:
     the verdict JSON."""
     lines = [f"regression gate: {report.status.upper()}: {report.message}", f"baseline: {report.baseline_path}"]
     if report.drift:
-        lines.append(f"noise: {report.drift}")
+        lines.append(f"drift: {report.drift}")
     lines += [f"WARNING: {w} (figures may move for this reason alone)" for w in report.warnings]
     for table in terminal_tables(report):
         lines += ["", *table.text()]
@@ -197,11 +197,11 @@ def gate_markdown(report: GateReport, profile_summary: str) -> str:
         "",
         f"- {report.message}",
         f"- profile: {profile_summary}",
-        f"- model: `{report.model_key}`",
+        f"- model key: `{report.model_key}`",
         f"- baseline: `{report.baseline_path}`",
     ]
     if report.drift:
-        out.append(f"- noise: {report.drift}")
+        out.append(f"- drift: {report.drift}")
     out += [f"- **warning:** {w}" for w in report.warnings]
     out += [f"- **{label}:** {text}" for label, text in _cell_lists(report)]
     if report.comparisons:

@@ -111,7 +111,7 @@ class OomBoundaries:
         out = []
         for length, b in sorted(self.boundaries.items()):
             more = "" if b.first_oom else " (the search limit: at least this many)"
-            out.append(f"largest batch before OOM at max_length {length}: {b.max_batch}{more}")
+            out.append(f"OOM boundary at max_length {length}: largest batch {b.max_batch}{more}")
         return out
 
     def markdown(self, plots: Mapping[str, str]) -> list[str]:
@@ -120,4 +120,4 @@ class OomBoundaries:
             for k, b in sorted(self.boundaries.items())
         ]
         table = Table(("max_length", "largest batch that fits", "smallest that ran out"), rows)
-        return ["", "## Largest batch before out-of-memory", "", *table.markdown()]
+        return ["", "## OOM boundaries: the largest batch before out-of-memory", "", *table.markdown()]

@@ -36,7 +36,7 @@ from .fixtures import (
 )
 from .interrupts import Interrupted, held, sigterm_as_ctrl_c, sigterm_seen
 from .options import add_options
-from .runtime import configure, describe_run, get_options, session_device, session_profile, under_root
+from .runtime import configure, describe_run, get_options, machine_facts, session_device, session_profile, under_root
 from .session import RerankSession
 from .summary import write_summary
 from .winddown import wind_down
@@ -119,17 +119,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    """The hardware profile, and the model key and profile id at the top: pytest-benchmark's ``--benchmark-compare``
-    warns when machine_info differs, so a twin run against a real-weights one is flagged there too."""
+    """The profile id, the model as asked for and the hardware profile (``runtime.machine_facts``): pytest-benchmark's
+    ``--benchmark-compare`` warns when machine_info differs, so a twin run against a real-weights one, or one GPU
+    against another, is flagged there too."""
+    machine_info.update(machine_facts(config))
+
+
+def _as_json(value: Any) -> str:
+    """As pytest-benchmark compares machine_info: a tuple now equals the list it was saved as."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+) -> Generator[None, None, None]:
+    """pytest-benchmark's "machine_info is different" warning names its storage relative to the current directory,
+    and crashes the run (INTERNALERROR) for a ``--benchmark-storage`` outside it (ionelmc/pytest-benchmark#217): the
+    warning is given here instead, with the absolute path and the keys that differ."""
     try:
-        profile = session_profile(config)
-    except pytest.UsageError as exc:
-        machine_info["rerank_hardware"] = {"error": str(exc)}
-        return
-    identity = rerank_session_of(config).identity or {}
-    machine_info["rerank_profile_id"] = profile.profile_id
-    machine_info["rerank_model_key"] = identity.get("key", "not loaded")
-    machine_info["rerank_hardware"] = profile.to_dict()
+        return (yield)
+    except ValueError:
+        storage = benchmarksession.storage
+        try:
+            storage.location  # noqa: B018  (the property that raises)
+        except ValueError:
+            saved = compared_benchmark.get("machine_info") or {}
+            keys = sorted(k for k in {*machine_info, *saved} if _as_json(machine_info.get(k)) != _as_json(saved.get(k)))
+            benchmarksession.logger.warning(
+                f"Benchmark machine_info is different: {', '.join(keys)} (location: {storage.path}). rerank-perf's "
+                "gate compares by model key and hardware profile instead: see docs/gate.md"
+            )
+            return None
+        raise
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:

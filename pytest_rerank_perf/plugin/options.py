@@ -35,7 +35,7 @@ GPU_NUM_PAIRS = (10, 50, 100, 200)
 # recommendation is measured against, and 1 (one pair per forward), so the best batch size is a choice.
 CPU_BATCH_SIZES = (1, 8, 32)
 CPU_NUM_PAIRS = (10, 50)
-# Processes pooled by ``--rerank-processes auto`` (``nox -s gpu-bench``): 3 on a GPU (README, "Detection power");
+# Processes pooled by ``--rerank-processes auto`` (``nox -s gpu-bench``): 3 on a GPU (docs/gate.md, "Detection power");
 # 2 on the CPU fallback, the fewest that measure the between-process drift: each process re-imports torch and
 # reloads the model, which costs more than the tiny twin's whole matrix.
 GPU_GATE_PROCESSES = 3

@@ -121,6 +121,26 @@ def session_profile(config: pytest.Config) -> HardwareProfile:
     return config.stash[PROFILE_KEY]
 
 
+# GPU facts of the moment the profile was taken, not of the machine (a baseline's fingerprint holds the maximum clock)
+_MOMENTARY = ("sm_clock_mhz", "mem_clock_mhz", "throttle_reasons")
+
+
+def machine_facts(config: pytest.Config) -> dict[str, object]:
+    """What rerank-perf adds to pytest-benchmark's machine_info: only what is known before the model loads and holds
+    from run to run on one machine. pytest-benchmark computes the machine_info it compares at start-up, before any
+    test, so a model's content key (known once it loads) or the clocks of the moment would differ on every compare."""
+    try:
+        profile = session_profile(config)
+        opts, device = get_options(config), session_device(config)
+        model = f"{resolve_model_spec(opts.model, device)} {resolve_dtype(opts.dtype, device)} L{opts.max_length}"
+    except (pytest.UsageError, RerankPerfError) as exc:
+        return {"rerank_hardware": {"error": str(exc)}}
+    hardware = profile.to_dict()
+    if hardware.get("gpu"):
+        hardware["gpu"] = {k: v for k, v in hardware["gpu"].items() if k not in _MOMENTARY}
+    return {"rerank_profile_id": profile.profile_id, "rerank_model": model, "rerank_hardware": hardware}
+
+
 def describe_run(config: pytest.Config) -> list[str]:
     """Header lines for a benchmark run: what will be measured, and a loud label on the CPU fallback."""
     opts = get_options(config)

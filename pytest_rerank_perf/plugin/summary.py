@@ -41,7 +41,7 @@ def write_summary(tr: Any, report: RunReport, opts: RerankOptions, header: Seque
     if model:
         shape = model.get("architecture", "?")
         tr.write_line(
-            f"rerank-perf: model id {model['key']} ({model['parameters']:,} parameters, architecture {shape})"
+            f"rerank-perf: model key {model['key']} ({model['parameters']:,} parameters, architecture {shape})"
         )
     if report.devices:
         tr.write_line(f"rerank-perf: merged from {len(report.devices)} xdist workers on {', '.join(report.devices)}")
@@ -67,7 +67,7 @@ def _outcome(tr: Any, report: RunReport, opts: RerankOptions) -> None:
         if failed and not report.gate_enforced:
             tr.write_line(
                 "ADVISORY: the gate does not fail CPU-fallback runs by default: a shared CPU drifts by up to ~35% "
-                "between runs (README, Detection power). --rerank-gate enforce makes it fail."
+                "between runs (docs/gate.md, Detection power). --rerank-gate enforce makes it fail."
             )
     if report.baseline_recorded:
         shown = report.baseline_recorded

@@ -18,9 +18,9 @@ def _header(report: RunReport) -> list[str]:
     lines = [
         "# rerank-perf report",
         "",
-        f"- **subject:** {subject(report.to_dict())}",
+        f"- **model:** {subject(report.to_dict())}",
         f"- **profile:** {report.profile_summary}",
-        f"- **model id:** `{model.get('key', '-')}` ({model.get('parameters', 0):,} parameters, "
+        f"- **model key:** `{model.get('key', '-')}` ({model.get('parameters', 0):,} parameters, "
         f"architecture {model.get('architecture', '?')})",
         f"- **device:** {report.device}; created {report.created}",
     ]

@@ -70,7 +70,7 @@ class Metric:
 
 
 # GPU kernels repeat to within ~1%: 5% is far outside their noise. On a shared CPU one process differs from the
-# next by 3-5% (README, "Detection power"), so 5% there would fire on noise; 15% does not.
+# next by 3-5% (docs/gate.md, "Detection power"), so 5% there would fire on noise; 15% does not.
 _TIMED = {"cuda": 0.05, "cpu": 0.15}
 
 METRICS: tuple[Metric, ...] = (
