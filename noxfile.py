@@ -1,8 +1,11 @@
-"""Sessions: tests (CPU), lint (ruff + mypy), gpu-bench (the suite and its regression gate), record-baseline."""
+"""Sessions: tests (CPU), lint (ruff + mypy), gpu-bench (the suite and its regression gate), gpu-ab (two builds
+compared on this machine), gpu-selfcheck, record-baseline."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import nox
 
@@ -62,6 +65,22 @@ def gpu_bench(session: nox.Session) -> None:
         f"--rerank-processes={GATE_PROCESSES}",
         *session.posargs,
     )
+
+
+@nox.session(name="gpu-ab")
+def gpu_ab(session: nox.Session) -> None:
+    """A/B on this machine: ``nox -s gpu-ab -- --rerank-ab-base SPEC --rerank-ab-head SPEC [pytest options]``. Both
+    sides measure the matrix in --rerank-ab-pairs pairs of fresh processes, interleaved, each pair's order random;
+    the verdict comes from the paired ratios (docs/ab.md). The exit code is the verdict's, passed through nox as it
+    is, so ``git bisect run nox -s gpu-ab -- --rerank-ab-base GOOD --rerank-ab-head .`` works: 0 pass, 1
+    regression, 125 could not judge (bisect's skip), 4 bad options."""
+    install(session)
+    os.makedirs("reports", exist_ok=True)
+    code = subprocess.call(
+        [os.path.join(session.bin, "pytest"), "benchmarks/test_throughput_matrix.py", *session.posargs]
+    )
+    if code:
+        sys.exit(code)  # not nox's "session failed" (exit 1): bisect tells 1 from 125
 
 
 @nox.session(name="gpu-selfcheck")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_rerank_perf import backends, store
+from pytest_rerank_perf.ab.result import ABResult
 from pytest_rerank_perf.backends.base import Reranker
 from pytest_rerank_perf.backends.standin import CostModel, OomAbove, SkewedLogits
 from pytest_rerank_perf.measurements import PROCEDURES
@@ -51,6 +52,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "scenarios",
         "store",
         "gate",
+        "ab",
         "measurements",
         "report",
         "fakegpu",
@@ -179,7 +181,7 @@ def test_stand_ins_and_the_cross_encoder_implement_the_protocol(tiny_model: back
 def test_registries_name_what_exists() -> None:
     assert "sentence-transformers" in backends.LOADERS
     assert "file" in store.STORES
-    expected = {"selfcheck", "data", "matrix", "overhead", "oom_boundary", "load", "router", "invariance"}
+    expected = {"ab", "selfcheck", "data", "matrix", "overhead", "oom_boundary", "load", "router", "invariance"}
     assert {p.key for p in PROCEDURES} == expected
 
 
@@ -209,6 +211,7 @@ def _report(device: str, cell_batch: int, boundary: int) -> RunReport:
             "load": LoadResults({f"s{boundary}": {"servers": {}}}),
             "router": RouterResult({"char lengths, max_batch 32": [{"callers": 1, "requests_per_s": 2.0}]}, 10),
             "selfcheck": SelfCheckResult([Check(f"check on {device}", "1 ms", "pass")]),
+            "ab": ABResult({"spec": "main"}, {"spec": "."}, 2, ["base,head", "head,base"], threshold=0.05),
             "data": DataProfiles(
                 {"w": DataProfile.of("w", "seeded", "seeded", [10, 20], [2], 512).with_padding(2, {})}
             ),

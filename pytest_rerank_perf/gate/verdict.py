@@ -28,7 +28,7 @@ _VERDICT_ORDER = {"regression": 0, "improvement": 1, "unchanged": 2}
 _STATUS = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE", "no-baseline": "NO BASELINE"}
 
 
-def _figure(name: str, value: float) -> str:
+def figure_text(name: str, value: float) -> str:
     """A compared figure with its unit: durations in ms and sizes in MiB, finer than the matrix tables show."""
     m = metric(name)
     if m.unit in ("s", "s/batch"):
@@ -52,8 +52,8 @@ def _row(c: MetricComparison) -> tuple[str, ...]:
     return (
         c.cell,
         f"{c.metric} ({m.described})" if m.described else c.metric,
-        _figure(c.metric, c.baseline),
-        _figure(c.metric, c.now),
+        figure_text(c.metric, c.baseline),
+        figure_text(c.metric, c.now),
         f"{c.change * 100:+.1f}%",
         ci,
         f"{c.threshold * 100:.0f}%",

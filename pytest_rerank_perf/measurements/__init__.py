@@ -7,6 +7,7 @@ The order of ``PROCEDURES`` is the order of the report's sections.
 
 from __future__ import annotations
 
+from ..ab.result import ABResult
 from .base import MeasurementResult
 from .data_profile import DataProfiles
 from .invariance import InvarianceResult
@@ -18,6 +19,7 @@ from .router import RouterResult
 from .selfcheck import SelfCheckResult
 
 PROCEDURES: tuple[type[MeasurementResult], ...] = (
+    ABResult,  # an A/B run measures nothing itself: its verdict comes first
     SelfCheckResult,
     DataProfiles,
     MatrixResult,

@@ -20,6 +20,7 @@ from ..backends.variants import check_variants
 from ..errors import UsageError
 from ..measurements.cell import Cell
 from ..report.run_report import RunReport
+from .ab import AB_RESULT, check_ab, matrix_tests, parse_specs, run_ab, write_ab_report, write_ab_summary
 from .fixtures import (
     SESSION_KEY,
     rerank_bench,
@@ -79,6 +80,13 @@ class _StopWatcher:
 
 def pytest_configure(config: pytest.Config) -> None:
     configure(config)
+    plan = get_options(config).ab
+    if plan is not None:
+        try:
+            parse_specs(config, plan)
+            check_ab(config, plan)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[_RESTORE] = []
     config.pluginmanager.register(_StopWatcher(config), "rerank-perf-stop-watcher")
 
@@ -89,6 +97,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     their own SIGTERM and output."""
     if any(name.startswith("rerank_") for item in session.items for name in getattr(item, "fixturenames", ())):
         session.config.stash[_RESTORE] += [sigterm_as_ctrl_c(), progress.attach(session.config)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """An A/B run measures its two sides in fresh processes instead of running its own tests."""
+    if get_options(session.config).ab is None or session.config.option.collectonly:
+        return None
+    if not matrix_tests(session.items):
+        raise pytest.UsageError("an A/B measures the matrix: run it on benchmarks/test_throughput_matrix.py")
+    session.config.stash[AB_RESULT] = run_ab(session)
+    return True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -213,11 +232,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
     Interrupted (Ctrl-C, SIGTERM), during the tests or here: ``wind_down`` keeps what was measured and says so in
     one line; the exit status is 2. What follows (pytest-benchmark's JSON, the summary) is not cut short."""
     config = session.config
+    report_dir = under_root(config, get_options(config).report_dir)
+    ab = config.stash.get(AB_RESULT, None)
+    if ab is not None:
+        write_ab_report(config, ab, report_dir)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = ab.exit_code
     rs = config.stash.get(SESSION_KEY, None)
     if rs is None:
         yield
         return
-    report_dir = under_root(config, get_options(config).report_dir)
     try:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             if rs.worker_reports:
@@ -250,6 +274,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ab = config.stash.get(AB_RESULT, None)
+    if ab is not None:
+        write_ab_summary(terminalreporter, ab, get_options(config).report_dir)
     rs = config.stash.get(SESSION_KEY, None)
     if rs is None:
         return

@@ -9,6 +9,8 @@ from ..gate.thresholds import DEFAULT_ALPHA
 from ..validation import DEVICE_CHOICES
 
 DEFAULT_PAIR_TOKENS = "fixed:256"
+AB_PAIRS = 6  # docs/ab.md, "Detection power"
+AB_THRESHOLD = "5%"
 
 # (option, ini key, default, help)
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -105,7 +107,35 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "0",
         "TEST HOOK: stretch every forward by this fraction (0.3 means 30 percent slower) to prove the gate fires",
     ),
+    (
+        "--rerank-ab-base",
+        "rerank_ab_base",
+        "",
+        "A/B: the base side: a git ref or commit, '.' (the working tree), a directory holding a checkout, or "
+        "pip:REQ[,REQ...]; with --rerank-ab-head, this run measures both sides in pairs of fresh processes instead "
+        "of itself (docs/ab.md)",
+    ),
+    ("--rerank-ab-head", "rerank_ab_head", "", "A/B: the head side (as --rerank-ab-base)"),
+    (
+        "--rerank-ab-pairs",
+        "rerank_ab_pairs",
+        str(AB_PAIRS),
+        "A/B: pairs of fresh processes (one base, one head each, in random order); at least 2",
+    ),
+    (
+        "--rerank-ab-threshold",
+        "rerank_ab_threshold",
+        AB_THRESHOLD,
+        "A/B: the change a timed metric must exceed (and be significant) to be a regression",
+    ),
+    (
+        "--rerank-ab-mode",
+        "rerank_ab_mode",
+        "interleaved",
+        "A/B: interleaved (a pair's processes one after the other) or duet (at once, a CPU core each; CPU only)",
+    ),
 )
+
 # (flag, dest, help): on/off switches, command line only
 _FLAGS: tuple[tuple[str, str, str], ...] = (
     (

@@ -43,6 +43,19 @@ CPU_GATE_PROCESSES = 2
 
 
 @dataclass(frozen=True)
+class ABPlan:
+    """An A/B run as asked for: the sides' SPECs (parsed against the repository by ``plugin/ab.py``)."""
+
+    base: str
+    head: str
+    pairs: int
+    threshold: float
+    mode: str  # interleaved | duet
+    base_args: tuple[str, ...] = ()
+    head_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RerankOptions:
     model: str
     device: str
@@ -71,6 +84,7 @@ class RerankOptions:
     processes_auto: bool = False  # --rerank-processes auto: resolved by ``for_device`` once the device is known
     data: DataFile | None = None  # --rerank-workload: the user's data, read and checked once
     variants: tuple[str, ...] = ("predict",)  # --rerank-variants: predict first, always
+    ab: ABPlan | None = None  # --rerank-ab-base/--rerank-ab-head: this run measures two sides instead of itself
 
     def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(self.pair_tokens, seed=self.seed)
@@ -102,7 +116,8 @@ class RerankOptions:
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("rerank-perf", "cross-encoder reranker performance (pytest-rerank-perf)")
     for flag, ini, default, help_text in _OPTIONS:
-        group.addoption(flag, dest=ini, default=None, help=f"{help_text} [ini: {ini}; default: {default or 'auto'}]")
+        shown = f"{help_text} [ini: {ini}; default: {default or 'auto'}]".replace("%", "%%")  # argparse formats help
+        group.addoption(flag, dest=ini, default=None, help=shown)
         parser.addini(ini, help=help_text, default=default)
     for flag, dest, help_text in _FLAGS:
         group.addoption(flag, dest=dest, action="store_true", default=False, help=help_text)
@@ -114,6 +129,16 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="[PATTERN:]METRIC=PCT",
         help="gate threshold, e.g. throughput=5%% or '*-n10/bs1:latency=10%%' (repeatable; after the ini lines)",
     )
+    for side in ("base", "head"):
+        group.addoption(
+            f"--rerank-ab-{side}-arg",
+            dest=f"rerank_ab_{side}_arg",
+            action="append",
+            default=[],
+            metavar="ARG",
+            help=f"A/B: an extra pytest argument for the {side} side's processes only, e.g. "
+            f"--rerank-ab-{side}-arg=--rerank-inject-slowdown=0.05 (repeatable)",
+        )
     parser.addini(
         "rerank_thresholds",
         type="linelist",
@@ -179,6 +204,45 @@ def parse_options(config: pytest.Config) -> RerankOptions:
         processes=1 if raw["rerank_processes"] == "auto" else parse_int("--rerank-processes", raw["rerank_processes"]),
         processes_auto=raw["rerank_processes"] == "auto",
         variants=parse_variants(raw["rerank_variants"]),
+        ab=_ab_plan(config, raw),
+    )
+
+
+def _ab_plan(config: pytest.Config, raw: dict[str, Any]) -> ABPlan | None:
+    base, head = raw["rerank_ab_base"], raw["rerank_ab_head"]
+    extra = (tuple(config.getoption("rerank_ab_base_arg")), tuple(config.getoption("rerank_ab_head_arg")))
+    if not base and not head:
+        if any(extra):
+            raise UsageError("--rerank-ab-base-arg/--rerank-ab-head-arg without an A/B: add --rerank-ab-base and -head")
+        return None
+    if not (base and head):
+        given, missing = ("--rerank-ab-base", "--rerank-ab-head") if base else ("--rerank-ab-head", "--rerank-ab-base")
+        raise UsageError(f"{given} without {missing}: an A/B needs both sides, e.g. {missing} .")
+    clashing = [
+        flag
+        for flag, on in (
+            ("--rerank-save-baseline", config.getoption("rerank_save_baseline")),
+            ("--rerank-require-baseline", config.getoption("rerank_require_baseline")),
+            ("--rerank-processes", raw["rerank_processes"] not in ("1", "auto")),
+            (
+                "--rerank-inject-slowdown (give it to one side: --rerank-ab-head-arg=--rerank-inject-slowdown=X)",
+                _parse_slowdown(raw["rerank_inject_slowdown"]) != 0,
+            ),
+        )
+        if on
+    ]
+    if clashing:
+        raise UsageError(
+            f"{', '.join(clashing)} with an A/B: an A/B compares two sides measured now, in its own pairs of "
+            "processes (--rerank-ab-pairs); drop it, or run the A/B separately"
+        )
+    return ABPlan(
+        base,
+        head,
+        parse_int("--rerank-ab-pairs", raw["rerank_ab_pairs"], minimum=2),
+        parse_percent(raw["rerank_ab_threshold"], "--rerank-ab-threshold"),
+        _parse_choice("--rerank-ab-mode", raw["rerank_ab_mode"], ("interleaved", "duet")),
+        *extra,
     )
 
 

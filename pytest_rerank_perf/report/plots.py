@@ -12,6 +12,7 @@ from typing import Any
 
 from ..store.schema import cell_sort_key
 from ..trackers.metrics import METRICS, Metric
+from .ab_plot import plot_ab
 from .breakdown_plot import plot_breakdown
 from .figure import Plot, Report, plain_log_ticks, pyplot, save, subject, wrap_title
 
@@ -225,5 +226,6 @@ def write_plots(data: Report, out_dir: Path) -> list[Plot]:
     for name, load in sorted((data.get("load") or {}).items()):
         plots += plot_load(data, name, load, out_dir)
     plots.append(plot_gate(data, out_dir))
+    plots.append(plot_ab(data, out_dir))
     plots.append(plot_breakdown(data, out_dir))
     return [p for p in plots if p is not None]

@@ -1,0 +1,60 @@
+"""A/B end to end on the CPU tiny twin, on a virtual clock: one lean run that finds an injected slowdown (two pairs
+of one-cell processes), a side that fails (exit 125), and the usage errors, which start no process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+CELL = ("--rerank-device", "cpu", "--rerank-pair-tokens", "32", "--rerank-num-pairs", "12", "--rerank-batch-sizes", "4")
+AB = ("--rerank-ab-base", ".", "--rerank-ab-head", ".", "--rerank-ab-pairs", "2", "--rerank-rounds", "3")
+
+
+def test_an_ab_run_finds_a_slowdown_on_the_head_and_exits_1(
+    bench: pytest.Pytester, virtual_clock: Callable[..., tuple[str, ...]]
+) -> None:
+    clock = virtual_clock(noise=0.01)
+    result = bench.runpytest(*clock, *CELL, *AB, "--rerank-ab-head-arg=--rerank-inject-slowdown=0.2", "-q")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "rerank-perf: A/B: 2 pairs of fresh processes (interleaved), 1 cell(s) each: base ., head .",
+            "rerank-perf: A/B pair 1 of 2: * (.): done in *",
+            "*= rerank-perf A/B =*",
+            "A/B: FAIL (exit 1): 2 regression(s) beyond 5% and significant",
+            "n12/bs4*throughput*-16.7%*REGRESSION",
+        ]
+    )
+    ab = json.loads((bench.path / "reports" / "report.json").read_text())["ab"]
+    assert (ab["status"], ab["exit_code"]) == ("fail", 1)
+    assert sorted(ab["orders"]) == ["base,head", "head,base"]  # each side went first once
+    assert ab["model_key"].startswith("twin:")
+    assert ab["base"]["software"]["torch"]
+    assert (bench.path / "reports" / "ab.png").exists()
+    assert "## A/B: head against base on this machine" in (bench.path / "reports" / "index.md").read_text()
+
+
+def test_a_side_that_fails_is_no_verdict_exit_125(bench: pytest.Pytester) -> None:
+    bad = ("--rerank-ab-base-arg=--rerank-batch-sizes=0", "--rerank-ab-head-arg=--rerank-batch-sizes=0")
+    result = bench.runpytest(*CELL, *AB, *bad)
+    assert result.ret == 125, result.stdout.str()
+    result.stdout.fnmatch_lines(["A/B: NO VERDICT (exit 125, could not judge): A/B pair 1 of 2: * failed (exit 4)*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rerank-ab-base", "."), "--rerank-ab-base without --rerank-ab-head*"),
+        (("--rerank-ab-base", ".", "--rerank-ab-head", "no-such-ref"), "*not a commit of * nor a directory*"),
+        ((*AB[:4], "--rerank-ab-pairs", "1"), "*--rerank-ab-pairs*"),
+        ((*AB[:4], "--rerank-save-baseline"), "*--rerank-save-baseline with an A/B*"),
+        (("--rerank-ab-head-arg=-x",), "*without an A/B*"),
+        ((*AB[:4], "--rerank-inject-slowdown", "0.1"), "*give it to one side: --rerank-ab-head-arg=*"),
+    ],
+)
+def test_bad_ab_input_is_a_usage_error(bench: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+    result = bench.runpytest(*CELL, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}"])
