@@ -74,7 +74,12 @@ def gpu_ab(session: nox.Session) -> None:
     the verdict comes from the paired ratios (docs/ab.md). The exit code is the verdict's, passed through nox as it
     is, so ``git bisect run nox -s gpu-ab -- --rerank-ab-base GOOD --rerank-ab-head .`` works: 0 pass, 1
     regression, 125 could not judge (bisect's skip), 4 bad options."""
+    if not {"--rerank-ab-base", "--rerank-ab-head"} <= {a.split("=")[0] for a in session.posargs}:
+        session.log("gpu-ab compares two sides: nox -s gpu-ab -- --rerank-ab-base SPEC --rerank-ab-head SPEC")
+        sys.exit(4)  # pytest's usage error, which bisect does not read as a verdict
     install(session)
+    if getattr(getattr(session, "_runner", None), "global_config", None) and session._runner.global_config.install_only:
+        return  # nox --install-only: the environment only (a GPU box prepared before going offline)
     os.makedirs("reports", exist_ok=True)
     code = subprocess.call(
         [os.path.join(session.bin, "pytest"), "benchmarks/test_throughput_matrix.py", *session.posargs]

@@ -301,3 +301,14 @@ def test_a_childs_report_is_read_for_its_section_statuses_and_model(tmp_path: Pa
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(RerankPerfError, match="not a readable rerank-perf report"):
         read_child(tmp_path / "bad.json")
+
+
+def test_auto_pairs_and_mode_follow_the_device_and_what_was_given_stays() -> None:
+    from pytest_rerank_perf.plugin.options import ABPlan
+
+    auto = ABPlan(".", ".", None, 0.05, "auto")
+    assert (auto.resolved(gpu=True, cores=16).pairs, auto.resolved(gpu=True, cores=16).mode) == (6, "interleaved")
+    assert (auto.resolved(gpu=False, cores=2).pairs, auto.resolved(gpu=False, cores=2).mode) == (10, "duet")
+    assert auto.resolved(gpu=False, cores=1).mode == "interleaved"  # a duet needs a core a side
+    given = ABPlan(".", ".", 3, 0.05, "interleaved")
+    assert given.resolved(gpu=False, cores=2) == given

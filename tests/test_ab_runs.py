@@ -20,7 +20,7 @@ def test_an_ab_run_finds_a_slowdown_on_the_head_and_exits_1(
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "rerank-perf: A/B: 2 pairs of fresh processes (interleaved), 1 cell(s) each: base ., head .",
+            "rerank-perf: A/B: 2 pairs of fresh processes (*), 1 cell(s) each: base ., head .",  # duet on 2 cores
             "rerank-perf: A/B pair 1 of 2: * (.): done in *",
             "*= rerank-perf A/B =*",
             "A/B: FAIL (exit 1): 2 regression(s) beyond 5% and significant",

@@ -239,6 +239,24 @@ def test_a_pooled_process_says_how_far_it_got_every_heartbeat(tmp_path: Path, mo
     ]
 
 
+def test_a_child_started_earlier_is_timed_from_its_start_and_nothing_kept_reads_as_still_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A duet's second process is waited for after the first ends: its time counts from its own start. A heartbeat
+    that finds no partial log (none yet, or a finished child removed it) says "still running", not "0 of N"."""
+    lines: list[str] = []
+    monkeypatch.setattr(processes, "say", lines.append)
+    clock = [100.0]
+    child = _SlowChild(1, tmp_path / "elsewhere" / "cells.jsonl", clock)
+    nothing_kept = PartialLog(tmp_path).cells_path
+    code = processes.watch(child, "A/B pair 1 of 2: head (.)", 6, nothing_kept, clock=lambda: clock[0], started=70.0)  # type: ignore[arg-type]
+    assert code == 0
+    assert lines == [
+        "rerank-perf: A/B pair 1 of 2: head (.): still running after 50 s",
+        "rerank-perf: A/B pair 1 of 2: head (.): done in 50 s",
+    ]
+
+
 # --- each phase of a run, interrupted (in-process pytester runs) ----------------------------------------------------
 
 

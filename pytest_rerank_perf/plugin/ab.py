@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from ..store.schema import now_utc
 from .interrupts import Interrupted
 from .options import ABPlan
 from .partial import PartialLog
-from .processes import child_command, stop, watch
+from .processes import announce, child_command, stop, watch
 from .runtime import get_options, session_device, session_profile
 
 SPECS_KEY = pytest.StashKey[tuple[Spec, Spec]]()
@@ -64,6 +65,7 @@ class _Launch:
     report_dir: Path
     command: list[str]
     label: str
+    started: float  # time.monotonic() at launch
 
 
 def _launch(
@@ -81,11 +83,12 @@ def _launch(
     pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
     with (report_dir / "pytest-output.txt").open("wb") as sink:
         proc = subprocess.Popen(command, cwd=side.root, env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=pin)
-    return _Launch(side.role, side, proc, report_dir, command, label)
+    return _Launch(side.role, side, proc, report_dir, command, label, time.monotonic())
 
 
 def _collect(launch: _Launch, cells: int) -> ChildRun:
-    code = watch(launch.proc, launch.label, cells, PartialLog(launch.report_dir).cells_path)
+    kept = PartialLog(launch.report_dir).cells_path
+    code = watch(launch.proc, launch.label, cells, kept, started=launch.started)
     output = launch.report_dir / "pytest-output.txt"
     if code != 0:
         tail = "\n".join(output.read_text(encoding="utf-8", errors="replace").splitlines()[-12:])
@@ -110,10 +113,12 @@ def run_ab(session: pytest.Session) -> ABResult:
     """Prepare both sides, run the K pairs, judge them. Every failure ends up in the result (fail closed)."""
     config = session.config
     opts = get_options(config)
-    plan = opts.ab
-    assert plan is not None
-    base_spec, head_spec = config.stash[SPECS_KEY]
+    assert opts.ab is not None
     device = session_device(config)
+    cores = _cores()
+    plan = opts.ab.resolved(device.startswith("cuda"), len(cores))
+    assert plan.pairs is not None
+    base_spec, head_spec = config.stash[SPECS_KEY]
     settings = settings_for("cuda" if device.startswith("cuda") else "cpu", opts.thresholds, opts.alpha, plan.threshold)
     result = ABResult(
         base={"spec": base_spec.text, "kind": base_spec.kind},
@@ -147,7 +152,6 @@ def run_ab(session: pytest.Session) -> ABResult:
             "own measurement code, not only the model stack"
         )
     duet = plan.mode == "duet"
-    cores = _cores()
     if duet and len(cores) < 2:
         result.failure = f"--rerank-ab-mode duet needs 2 CPU cores for this process; it may use {len(cores)}"
         return result
@@ -164,6 +168,7 @@ def run_ab(session: pytest.Session) -> ABResult:
             for j, role in enumerate(order):
                 label = f"A/B pair {i} of {plan.pairs}: {role} ({sides[role].spec.label})"
                 core = cores[(i + j) % 2] if duet else None  # each side on each core equally often
+                announce(label, cells)
                 launches.append(_launch(config, sides[role], tests, out / f"pair-{i}-{role}", label, core))
                 if not duet:
                     got[role] = _collect(launches[-1], cells)

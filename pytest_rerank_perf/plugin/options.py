@@ -25,7 +25,7 @@ from ..workloads.datafile import DataFile
 from ..workloads.file_workload import num_pairs_axis, open_data_file
 from ..workloads.lengths import LengthDist, parse_length_dist
 from ..workloads.workload import WorkloadSpec
-from .option_table import _FLAGS, _OPTIONS, DEFAULT_BACKEND, DEFAULT_PAIR_TOKENS
+from .option_table import _FLAGS, _OPTIONS, AB_PAIRS_CPU, AB_PAIRS_GPU, DEFAULT_BACKEND, DEFAULT_PAIR_TOKENS
 
 GPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 GPU_NUM_PAIRS = (10, 50, 100, 200)
@@ -48,11 +48,18 @@ class ABPlan:
 
     base: str
     head: str
-    pairs: int
+    pairs: int | None  # None: auto, by device
     threshold: float
-    mode: str  # interleaved | duet
+    mode: str  # auto | interleaved | duet
     base_args: tuple[str, ...] = ()
     head_args: tuple[str, ...] = ()
+
+    def resolved(self, gpu: bool, cores: int) -> ABPlan:
+        """Pairs and mode for this device: a GPU takes turns (interleaved, ``AB_PAIRS_GPU``); a CPU with two cores
+        for this process runs each pair as a duet (``AB_PAIRS_CPU``). What was given explicitly stays."""
+        mode = self.mode if self.mode != "auto" else "duet" if not gpu and cores >= 2 else "interleaved"
+        pairs = self.pairs if self.pairs is not None else AB_PAIRS_GPU if gpu else AB_PAIRS_CPU
+        return replace(self, pairs=pairs, mode=mode)
 
 
 @dataclass(frozen=True)
@@ -239,9 +246,9 @@ def _ab_plan(config: pytest.Config, raw: dict[str, Any]) -> ABPlan | None:
     return ABPlan(
         base,
         head,
-        parse_int("--rerank-ab-pairs", raw["rerank_ab_pairs"], minimum=2),
+        None if raw["rerank_ab_pairs"] == "auto" else parse_int("--rerank-ab-pairs", raw["rerank_ab_pairs"], minimum=2),
         parse_percent(raw["rerank_ab_threshold"], "--rerank-ab-threshold"),
-        _parse_choice("--rerank-ab-mode", raw["rerank_ab_mode"], ("interleaved", "duet")),
+        _parse_choice("--rerank-ab-mode", raw["rerank_ab_mode"], ("auto", "interleaved", "duet")),
         *extra,
     )
 

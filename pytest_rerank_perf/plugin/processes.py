@@ -111,11 +111,14 @@ def watch(
     kept: Path,
     clock: Callable[[], float] = time.monotonic,
     every_s: float = HEARTBEAT_S,
+    started: float | None = None,
 ) -> int:
     """Wait for a child, saying how far it got (the cells it has kept in ``kept``) every ``every_s``; its exit code.
-    Past ``TIMEOUT_S`` it is an error."""
-    started = clock()
-    say(f"rerank-perf: {label}: {cells} cell{'' if cells == 1 else 's'} ...")
+    Past ``TIMEOUT_S`` it is an error. ``started``: when the child was started (and announced, ``announce``), for a
+    child started before this wait began (a duet's second process)."""
+    if started is None:
+        started = clock()
+        announce(label, cells)
     while True:
         try:
             code = proc.wait(timeout=every_s)
@@ -123,10 +126,16 @@ def watch(
             elapsed = clock() - started
             if elapsed > TIMEOUT_S:
                 raise RerankPerfError(f"{label} still running after {duration(elapsed)}; stopped it") from None
-            say(f"rerank-perf: {label}: {count_lines(kept)} of {cells} cells after {duration(elapsed)}")
+            kept_now = count_lines(kept)  # 0 also once a finished child has removed its partial log
+            so_far = f"{kept_now} of {cells} cells after" if kept_now else "still running after"
+            say(f"rerank-perf: {label}: {so_far} {duration(elapsed)}")
             continue
         say(f"rerank-perf: {label}: {'done' if code == 0 else f'exit {code}'} in {duration(clock() - started)}")
         return code
+
+
+def announce(label: str, cells: int) -> None:
+    say(f"rerank-perf: {label}: {cells} cell{'' if cells == 1 else 's'} ...")
 
 
 def run_child(config: pytest.Config, command: list[str], report_dir: Path, label: str, cells: int) -> RunReport:
