@@ -119,6 +119,15 @@ def test_a_pip_environment_is_built_once_and_a_failed_build_leaves_nothing(tmp_p
     with pytest.raises(SideError, match=r"would not build .* offline\?"):
         build_env(reqs, tmp_path, print, venv_then(1))
     assert not list((tmp_path / "envs").iterdir())  # no half-built environment to reuse
+
+    def interrupted_pip(command: list[str]) -> subprocess.CompletedProcess[str]:
+        if command[1:3] == ["-m", "pip"]:
+            raise KeyboardInterrupt
+        return venv_then(0)(command)
+
+    with pytest.raises(KeyboardInterrupt):
+        build_env(reqs, tmp_path, print, interrupted_pip)
+    assert not list((tmp_path / "envs").iterdir())  # Ctrl-C in pip: nothing half-built either
     python = build_env(reqs, tmp_path, print, venv_then(0))
     assert calls[-1][-1] == "sentence-transformers==6.2.0"
     pth = next(python.parent.parent.glob("lib/*/site-packages/_rerank_ab_parent.pth")).read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,27 @@ def test_bad_ab_input_is_a_usage_error(bench: pytest.Pytester, args: tuple[str, 
     result = bench.runpytest(*CELL, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}"])
+
+
+def test_an_interrupted_ab_stops_its_processes_judges_nothing_and_exits_2(
+    bench: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which the plugin turns into one) while a pair runs, injected where the run waits for it."""
+    from pytest_rerank_perf.plugin import ab
+
+    launched: list[Any] = []
+
+    def interrupted(launch: Any, cells: int) -> Any:
+        launched.append(launch.proc)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ab, "_collect", interrupted)
+    result = bench.runpytest(*CELL, *AB)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in out
+    (line,) = [line for line in out.splitlines() if "INTERRUPTED" in line]
+    assert line.startswith("A/B: INTERRUPTED (exit 2) while A/B pair 1 of 2 ran: no verdict")
+    assert all(proc.poll() is not None for proc in launched)  # the children were stopped, not left running
+    ab_report = json.loads((bench.path / "reports" / "report.json").read_text())["ab"]
+    assert (ab_report["status"], ab_report["exit_code"], ab_report["comparisons"]) == ("interrupted", 2, [])

@@ -1,9 +1,10 @@
 """``ABResult``: an A/B's verdict, both sides' identities and every paired comparison, in the run report.
 
-Statuses, worst first: ``fail`` (a regression beyond threshold and significant, or a cell the head lost that the
-base measured, out of memory say), ``no-verdict`` (could not judge: a side would not build or crashed, the sides
-measured different models, a cell one side lacks, nothing compared), ``pass``. Exit codes follow ``git bisect
-run``: 0 pass, 1 fail, 125 no-verdict (skip this commit).
+Statuses, worst first: ``interrupted`` (Ctrl-C or SIGTERM: nothing judged; exit 2, as any interrupted run),
+``fail`` (a regression beyond threshold and significant, or a cell the head lost that the base measured, out of
+memory say), ``no-verdict`` (could not judge: a side would not build or crashed, the sides measured different
+models, a cell one side lacks, nothing compared), ``pass``. Exit codes follow ``git bisect run``: 0 pass, 1 fail,
+125 no-verdict (skip this commit).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from ..store.schema import cell_sort_key, split_cell_key
 from ..tables import Table
 from .paired import PairedComparison
 
-Status = Literal["pass", "fail", "no-verdict"]
-EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "no-verdict": 125}
+Status = Literal["pass", "fail", "no-verdict", "interrupted"]
+EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "no-verdict": 125, "interrupted": 2}
 _ORDER = {"regression": 0, "improvement": 1, "unchanged": 2}
 HEADER = ("cell", "metric", "base", "head", "change", "95% CI", "threshold", "min detectable", "pairs", "p", "verdict")
 
@@ -57,6 +58,7 @@ class ABResult:
     missing: list[MissingCell] = field(default_factory=list)
     failure: str | None = None  # why nothing (or not all) could be compared
     notes: list[str] = field(default_factory=list)  # what the reader must know (the harness differs too...)
+    interrupted: str | None = None  # "while A/B pair 2 of 10 ran": stopped there, nothing judged
 
     @property
     def regressions(self) -> list[PairedComparison]:
@@ -64,6 +66,8 @@ class ABResult:
 
     @property
     def status(self) -> Status:
+        if self.interrupted:
+            return "interrupted"
         if self.regressions or any(m.lost for m in self.missing):
             return "fail"
         if self.failure or self.missing or not self.comparisons:
@@ -76,6 +80,11 @@ class ABResult:
 
     def verdict_line(self) -> str:
         status = self.status
+        if status == "interrupted":
+            return (
+                f"A/B: INTERRUPTED (exit 2) {self.interrupted}: no verdict; the processes stopped, each finished "
+                "one's report stays under ab/ in the report folder"
+            )
         if status == "fail":
             lost = sum(m.lost for m in self.missing)
             what = [f"{len(self.regressions)} regression(s) beyond {self.threshold:.0%} and significant"]
@@ -156,6 +165,7 @@ class ABResult:
                 "missing": [vars(m) for m in self.missing],
                 "failure": self.failure,
                 "notes": self.notes,
+                "interrupted": self.interrupted,
             }
         }
 
@@ -182,6 +192,7 @@ class ABResult:
             missing=[MissingCell(**m) for m in ab.get("missing") or []],
             failure=ab.get("failure"),
             notes=list(ab.get("notes") or []),
+            interrupted=ab.get("interrupted"),
         )
 
     def merge(self, other: ABResult) -> ABResult:

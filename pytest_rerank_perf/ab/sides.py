@@ -131,6 +131,9 @@ def build_env(requirements: tuple[str, ...], cache: Path, say: Callable[[str], N
         except (OSError, subprocess.SubprocessError) as exc:
             shutil.rmtree(scratch, ignore_errors=True)
             raise SideError(f"building the environment for {', '.join(requirements)}: {exc}") from None
+        except KeyboardInterrupt:  # a half-built environment is never left behind
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         if done.returncode != 0:
             shutil.rmtree(scratch, ignore_errors=True)
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])

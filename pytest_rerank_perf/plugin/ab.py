@@ -26,11 +26,11 @@ from ..ab.schedule import BASE, HEAD, pair_orders
 from ..ab.sides import CACHE, Side, SideError, prepare
 from ..ab.spec import Spec, parse_spec
 from ..errors import RerankPerfError, UsageError
+from ..gate.thresholds import GateSettings
 from ..progress import say
 from ..report.folder import write_report
 from ..report.run_report import RunReport
 from ..store.schema import now_utc
-from .interrupts import Interrupted
 from .options import ABPlan
 from .partial import PartialLog
 from .processes import announce, child_command, stop, watch
@@ -110,7 +110,9 @@ def _same_code(base: Side, head: Side) -> bool:
 
 
 def run_ab(session: pytest.Session) -> ABResult:
-    """Prepare both sides, run the K pairs, judge them. Every failure ends up in the result (fail closed)."""
+    """Prepare both sides, run the K pairs, judge them. Every failure ends up in the result (fail closed), an
+    interrupt too (Ctrl-C, or SIGTERM as the plugin turns it into one): the children are stopped, nothing is judged,
+    and the result says where it stopped (exit 2)."""
     config = session.config
     opts = get_options(config)
     assert opts.ab is not None
@@ -132,6 +134,26 @@ def run_ab(session: pytest.Session) -> ABResult:
     cells = sum(1 for i in session.items if "rerank_cell" in getattr(i, "fixturenames", ()))
     out = Path(opts.report_dir)
     out = (out if out.is_absolute() else config.rootpath / out) / "ab"
+    try:
+        return _measure(session, result, plan, settings, tests, cells, out, cores)
+    except KeyboardInterrupt:
+        result.interrupted = result.interrupted or "while the sides were made runnable"
+        return result
+
+
+def _measure(
+    session: pytest.Session,
+    result: ABResult,
+    plan: ABPlan,
+    settings: GateSettings,
+    tests: list[str],
+    cells: int,
+    out: Path,
+    cores: list[int],
+) -> ABResult:
+    config = session.config
+    base_spec, head_spec = config.stash[SPECS_KEY]
+    assert plan.pairs is not None
     cache = config.rootpath / CACHE
     try:
         sides = {
@@ -160,7 +182,7 @@ def run_ab(session: pytest.Session) -> ABResult:
         f"{base_spec.label}, head {head_spec.label}"
     )
     runs: list[tuple[ChildRun, ChildRun]] = []
-    for i, order in enumerate(pair_orders(plan.pairs, opts.seed), 1):
+    for i, order in enumerate(pair_orders(plan.pairs, get_options(config).seed), 1):
         result.orders.append(",".join(order))
         launches: list[_Launch] = []
         try:
@@ -177,7 +199,8 @@ def run_ab(session: pytest.Session) -> ABResult:
         except KeyboardInterrupt:
             for launch in launches:
                 stop(launch.proc)
-            raise Interrupted(f"while A/B pair {i} of {plan.pairs} ran") from None
+            result.interrupted = f"while A/B pair {i} of {plan.pairs} ran"
+            raise
         except RerankPerfError as exc:
             for launch in launches:
                 stop(launch.proc)
