@@ -76,8 +76,12 @@ def gpu_ab(session: nox.Session) -> None:
     regression, 125 could not judge (bisect's skip), 4 bad options."""
     if not {"--rerank-ab-base", "--rerank-ab-head"} <= {a.split("=")[0] for a in session.posargs}:
         session.log("gpu-ab compares two sides: nox -s gpu-ab -- --rerank-ab-base SPEC --rerank-ab-head SPEC")
-        sys.exit(4)  # pytest's usage error, which bisect does not read as a verdict
-    install(session)
+        sys.exit(4)  # pytest's usage error (git bisect reads it as bad: fix the command, not the commit)
+    try:
+        install(session)
+    except Exception:  # nox's CommandFailed: this commit's environment would not build; bisect skips it
+        session.log("gpu-ab: the environment would not build: no verdict (exit 125)")
+        sys.exit(125)
     if getattr(getattr(session, "_runner", None), "global_config", None) and session._runner.global_config.install_only:
         return  # nox --install-only: the environment only (a GPU box prepared before going offline)
     os.makedirs("reports", exist_ok=True)

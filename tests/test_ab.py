@@ -321,3 +321,32 @@ def test_auto_pairs_and_mode_follow_the_device_and_what_was_given_stays() -> Non
     assert auto.resolved(gpu=False, cores=1).mode == "interleaved"  # a duet needs a core a side
     given = ABPlan(".", ".", 3, 0.05, "interleaved")
     assert given.resolved(gpu=False, cores=2) == given
+
+
+def test_in_a_duet_each_side_takes_each_core_in_turn() -> None:
+    from pytest_rerank_perf.plugin.ab import duet_core
+
+    base = [duet_core(i, BASE, [0, 1]) for i in range(1, 7)]
+    head = [duet_core(i, HEAD, [0, 1]) for i in range(1, 7)]
+    assert base == [1, 0, 1, 0, 1, 0]
+    assert all(b != h for b, h in zip(base, head, strict=True))
+
+
+def test_planned_cells_not_reported_throttled_or_skipped_on_both_sides_are_gaps() -> None:
+    pairs = [(_run({"w-n10/bs8": 100.0}), _run({"w-n10/bs8": 100.0}))] * 2
+    fewer = judge(_result(), pairs, SETTINGS, planned=2)
+    assert (fewer.exit_code, fewer.failure) == (125, "2 cells planned, the sides' processes reported 1")
+    skipped = [(_run({"w-n10/bs8": 1.0}, bs16="skipped"), _run({"w-n10/bs8": 1.0}, bs16="skipped"))] * 2
+    assert judge(_result(), skipped, SETTINGS).missing == [MissingCell("w-n10/bs16", "skipped", "skipped")]
+    hot = ChildRun(_section({"w-n10/bs8": 100.0}), {"w-n10/bs8": "throttled"}, "twin:x", {})
+    throttled = judge(_result(), [(_run({"w-n10/bs8": 100.0}), hot)] * 2, SETTINGS)
+    assert (throttled.missing, throttled.exit_code) == ([MissingCell("w-n10/bs8", "ok", "throttled")], 125)
+
+
+def test_the_ab_threshold_is_not_overridden_by_the_gates_rules_for_timed_metrics() -> None:
+    from pytest_rerank_perf.gate.thresholds import ThresholdRule
+
+    rules = (ThresholdRule("*", "throughput", 0.5), ThresholdRule("*", "vram", 0.2))
+    settings = settings_for("cuda", rules, 0.01, 0.05)
+    assert settings.threshold("w-n10/bs8", "throughput") == 0.05
+    assert settings.threshold("w-n10/bs8", "vram") == 0.2

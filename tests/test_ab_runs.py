@@ -83,3 +83,14 @@ def test_an_interrupted_ab_stops_its_processes_judges_nothing_and_exits_2(
     assert all(proc.poll() is not None for proc in launched)  # the children were stopped, not left running
     ab_report = json.loads((bench.path / "reports" / "report.json").read_text())["ab"]
     assert (ab_report["status"], ab_report["exit_code"], ab_report["comparisons"]) == ("interrupted", 2, [])
+
+
+def test_a_sides_process_ignores_ab_options_it_inherits(
+    bench: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A/B options in ini or PYTEST_ADDOPTS reach the children too: there they are ignored, or every child would
+    start an A/B of its own."""
+    args = ("--rerank-ab-base", "no-such-ref", "--rerank-ab-head", ".", "--collect-only", "-q")
+    assert bench.runpytest(*args).ret == pytest.ExitCode.USAGE_ERROR
+    monkeypatch.setenv("RERANK_AB_CHILD", "1")
+    assert bench.runpytest(*args).ret == pytest.ExitCode.OK

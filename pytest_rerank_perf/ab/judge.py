@@ -38,7 +38,10 @@ def read_child(path: Path) -> ChildRun:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         section = parse_section(data["section"], path, "section", "") if data.get("section") else None
-        statuses = {key_of(c): str(c.get("status")) for c in data.get("cells") or []}
+        # a cell measured while the GPU throttled is not a clean measurement: it is not compared (the gate's rule)
+        statuses = {
+            key_of(c): "throttled" if c.get("throttled") else str(c.get("status")) for c in data.get("cells") or []
+        }
         model = data.get("model") or {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RerankPerfError) as exc:
         raise RerankPerfError(f"{path}: not a readable rerank-perf report ({exc})") from None
@@ -47,14 +50,19 @@ def read_child(path: Path) -> ChildRun:
 
 
 def _status(run: ChildRun, cell: str) -> str:
+    if run.statuses.get(cell) == "throttled":
+        return "throttled"
     if run.section is not None and cell in run.section.cells:
         return "ok"
     return run.statuses.get(cell, "absent")
 
 
-def judge(result: ABResult, pairs: Sequence[tuple[ChildRun, ChildRun]], settings: GateSettings) -> ABResult:
+def judge(
+    result: ABResult, pairs: Sequence[tuple[ChildRun, ChildRun]], settings: GateSettings, planned: int = 0
+) -> ABResult:
     """``result`` (the sides, the plan) completed with the comparisons of ``pairs`` (base run, head run), judged
-    with ``settings`` (``settings_for``)."""
+    with ``settings`` (``settings_for``). ``planned``: how many cells each process was to measure; fewer cells
+    reported by the sides is a gap, not a smaller pass."""
     if not pairs:
         result.failure = result.failure or "no pair of processes completed"
         return result
@@ -67,11 +75,13 @@ def judge(result: ABResult, pairs: Sequence[tuple[ChildRun, ChildRun]], settings
     result.base["software"] = pairs[0][0].software
     result.head["software"] = pairs[0][1].software
     cells = sorted({c for pair in pairs for run in pair for c in run.statuses} | _measured(pairs), key=cell_sort_key)
+    if len(cells) < planned:
+        result.failure = f"{planned} cells planned, the sides' processes reported {len(cells)}"
     for cell in cells:
         base_status = _worst(_status(b, cell) for b, _ in pairs)
         head_status = _worst(_status(h, cell) for _, h in pairs)
         if base_status != "ok" or head_status != "ok":
-            if base_status != head_status:  # both out of memory, both skipped: the same on both sides
+            if base_status != head_status or base_status != "oom":  # out of memory on both sides: the same
                 result.missing.append(MissingCell(cell, base_status, head_status))
             continue
         base_cells = [b.section.cells[cell] for b, _ in pairs if b.section]
@@ -122,8 +132,9 @@ def _worst(statuses: Any) -> str:
 
 
 def settings_for(device_kind: str, rules: Sequence[Any], alpha: float, threshold: float) -> GateSettings:
-    """The gate's settings for this device, every timed metric at the A/B's threshold."""
-    base = GateSettings.for_device(device_kind, rules, alpha)
+    """The gate's settings for this device, every timed metric at the A/B's threshold: the gate's own threshold
+    rules (``--rerank-threshold``) keep applying to the other metrics only."""
     timed = {m.name for m in CELL_GATED if m.kind == "samples"}
+    base = GateSettings.for_device(device_kind, [r for r in rules if r.metric not in timed], alpha)
     defaults: Mapping[str, float] = {k: threshold if k in timed else v for k, v in base.defaults.items()}
     return GateSettings(dict(defaults), base.rules, alpha, base.assumed_drift)

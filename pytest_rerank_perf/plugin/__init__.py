@@ -104,6 +104,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """An A/B run measures its two sides in fresh processes instead of running its own tests."""
     if get_options(session.config).ab is None or session.config.option.collectonly:
         return None
+    if session.testsfailed:  # collection errors: pytest's own loop stops the run, as without an A/B
+        return None
     if not matrix_tests(session.items):
         raise pytest.UsageError("an A/B measures the matrix: run it on benchmarks/test_throughput_matrix.py")
     session.config.stash[AB_RESULT] = run_ab(session)

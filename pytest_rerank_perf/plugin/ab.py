@@ -31,12 +31,15 @@ from ..progress import say
 from ..report.folder import write_report
 from ..report.run_report import RunReport
 from ..store.schema import now_utc
+from .interrupts import held
 from .options import ABPlan
 from .partial import PartialLog
 from .processes import announce, child_command, stop, watch
 from .runtime import get_options, session_device, session_profile
 
 SPECS_KEY = pytest.StashKey[tuple[Spec, Spec]]()
+CHILD_ENV = "RERANK_AB_CHILD"  # set in a side's processes: they measure; A/B options from ini or PYTEST_ADDOPTS
+# would otherwise make every child an A/B of its own
 AB_RESULT = pytest.StashKey[ABResult]()
 
 
@@ -79,7 +82,7 @@ def _launch(
     command += list(opts.ab.base_args if side.role == BASE else opts.ab.head_args)
     shutil.rmtree(report_dir, ignore_errors=True)
     report_dir.mkdir(parents=True)
-    env = side.env({k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")})
+    env = side.env({k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")} | {CHILD_ENV: "1"})
     pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
     with (report_dir / "pytest-output.txt").open("wb") as sink:
         proc = subprocess.Popen(command, cwd=side.root, env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=pin)
@@ -94,6 +97,11 @@ def _collect(launch: _Launch, cells: int) -> ChildRun:
         tail = "\n".join(output.read_text(encoding="utf-8", errors="replace").splitlines()[-12:])
         raise SideFailed(f"{launch.label} failed (exit {code}): {' '.join(launch.command)}\n{tail}")
     return read_child(launch.report_dir / "report.json")
+
+
+def duet_core(pair: int, role: str, cores: Sequence[int]) -> int:
+    """A duet's core for ``role`` in pair ``pair`` (from 1): the sides swap cores every pair, whatever the order."""
+    return cores[(pair + (role == HEAD)) % 2]
 
 
 def _cores() -> list[int]:
@@ -134,10 +142,14 @@ def run_ab(session: pytest.Session) -> ABResult:
     cells = sum(1 for i in session.items if "rerank_cell" in getattr(i, "fixturenames", ()))
     out = Path(opts.report_dir)
     out = (out if out.is_absolute() else config.rootpath / out) / "ab"
+    shutil.rmtree(out, ignore_errors=True)  # an earlier A/B's pairs must not pass for this one's
     try:
         return _measure(session, result, plan, settings, tests, cells, out, cores)
     except KeyboardInterrupt:
         result.interrupted = result.interrupted or "while the sides were made runnable"
+        return result
+    except Exception as exc:  # anything unforeseen is no verdict (125), never an internal error bisect reads as bad
+        result.failure = f"the A/B stopped on an unexpected error: {exc!r}"
         return result
 
 
@@ -187,9 +199,9 @@ def _measure(
         launches: list[_Launch] = []
         try:
             got: dict[str, ChildRun] = {}
-            for j, role in enumerate(order):
+            for role in order:
                 label = f"A/B pair {i} of {plan.pairs}: {role} ({sides[role].spec.label})"
-                core = cores[(i + j) % 2] if duet else None  # each side on each core equally often
+                core = duet_core(i, role, cores) if duet else None
                 announce(label, cells)
                 launches.append(_launch(config, sides[role], tests, out / f"pair-{i}-{role}", label, core))
                 if not duet:
@@ -197,11 +209,12 @@ def _measure(
             for launch in launches if duet else []:
                 got[launch.role] = _collect(launch, cells)
         except KeyboardInterrupt:
-            for launch in launches:
-                stop(launch.proc)
+            with held(reraise=False):  # a second Ctrl-C must not leave a child running
+                for launch in launches:
+                    stop(launch.proc)
             result.interrupted = f"while A/B pair {i} of {plan.pairs} ran"
             raise
-        except RerankPerfError as exc:
+        except (RerankPerfError, OSError, subprocess.SubprocessError) as exc:
             for launch in launches:
                 stop(launch.proc)
             result.orders.pop()
@@ -210,7 +223,7 @@ def _measure(
         runs.append((got[BASE], got[HEAD]))
     if result.failure:  # a side crashed: no verdict, whatever the pairs before it showed (their reports stay)
         return result
-    return judge(result, runs, settings)
+    return judge(result, runs, settings, planned=cells)
 
 
 def check_ab(config: pytest.Config, plan: ABPlan) -> None:
@@ -220,6 +233,10 @@ def check_ab(config: pytest.Config, plan: ABPlan) -> None:
         raise UsageError(f"-n {workers} with an A/B: its processes take turns on one device; drop -n")
     if plan.mode == "duet" and session_device(config).startswith("cuda"):
         raise UsageError("--rerank-ab-mode duet on a GPU: one GPU runs one side at a time; use interleaved")
+    if plan.mode == "duet" and len(_cores()) < 2:
+        raise UsageError(
+            f"--rerank-ab-mode duet needs 2 CPU cores for this process; it may use {len(_cores())}: use interleaved"
+        )
 
 
 def write_ab_report(config: pytest.Config, result: ABResult, report_dir: Path) -> None:
@@ -231,7 +248,8 @@ def write_ab_report(config: pytest.Config, result: ABResult, report_dir: Path) -
         now_utc(), device, profile.to_dict(), profile.summary(), result.model, results={ABResult.key: result}
     )
     write_report(report, report_dir)
-    for stale in ("rerank-verdict.json", "rerank-summary.md"):
+    stale_files = ["rerank-verdict.json", "rerank-summary.md"] + ([] if result.comparisons else ["ab.png"])
+    for stale in stale_files:
         (report_dir / stale).unlink(missing_ok=True)
 
 

@@ -137,7 +137,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "rerank_ab_mode",
         "auto",
         "A/B: interleaved (a pair's processes one after the other) or duet (at once, a CPU core each; CPU only); "
-        "auto: duet on a CPU with 2 cores for this process, else interleaved",
+        "auto: duet on a CPU with at least 2 cores for this process (the first two), else interleaved",
     ),
 )
 

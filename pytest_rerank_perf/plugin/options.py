@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -216,6 +217,8 @@ def parse_options(config: pytest.Config) -> RerankOptions:
 
 
 def _ab_plan(config: pytest.Config, raw: dict[str, Any]) -> ABPlan | None:
+    if os.environ.get("RERANK_AB_CHILD"):  # a side's process (plugin/ab.py CHILD_ENV): it measures, never nests
+        return None
     base, head = raw["rerank_ab_base"], raw["rerank_ab_head"]
     extra = (tuple(config.getoption("rerank_ab_base_arg")), tuple(config.getoption("rerank_ab_head_arg")))
     if not base and not head:
