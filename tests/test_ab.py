@@ -350,3 +350,20 @@ def test_the_ab_threshold_is_not_overridden_by_the_gates_rules_for_timed_metrics
     settings = settings_for("cuda", rules, 0.01, 0.05)
     assert settings.threshold("w-n10/bs8", "throughput") == 0.05
     assert settings.threshold("w-n10/bs8", "vram") == 0.2
+
+
+def test_the_ab_plot_names_a_variant_cell_by_its_short_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_rerank_perf.report import ab_plot
+
+    seen: list[list[str]] = []
+
+    def keep(fig, out_dir, name):  # type: ignore[no-untyped-def]
+        seen.append([t.get_text() for t in fig.axes[0].get_yticklabels()])
+        return name
+
+    monkeypatch.setattr(ab_plot, "save", keep)
+    row = {"cell": "w-s0-n50/bs16+token-sorted", "metric": "throughput", "change": -0.1, "ratios": [0.9, 0.9]}
+    row |= {"ci": [-0.12, -0.08], "threshold": 0.05, "p_value": 0.001, "verdict": "regression"}
+    report = {"ab": {"comparisons": [row], "base": {"spec": "."}, "head": {"spec": "."}, "status": "fail"}}
+    ab_plot.plot_ab(report, tmp_path)
+    assert seen == [["n50/bs16+token-sorted throughput"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..store.schema import cell_sort_key
+from ..store.schema import cell_sort_key, split_cell_key
 from .figure import Plot, Report, pyplot, save, wrap_title
 
 COLOURS = {"regression": "tab:red", "improvement": "tab:green", "unchanged": "tab:gray"}
@@ -28,7 +28,7 @@ def plot_ab(data: Report, out_dir: Path) -> Plot | None:
         ax.plot([-c["threshold"] * 100, c["threshold"] * 100], [i, i], "|", color="black", markersize=9)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{c['cell'].rsplit('-', 1)[-1]} {c['metric']}" for c in rows], fontsize=7)
+    ax.set_yticklabels([f"{split_cell_key(c['cell'])[1]} {c['metric']}" for c in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("head vs base, % (dots: each pair; bar: geometric mean; line: 95% CI; ticks: threshold)")
     sides = f"base {ab['base'].get('spec')} vs head {ab['head'].get('spec')}"
