@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RerankPerfError
+from ..gate.judge import throttled_cells
 from ..gate.thresholds import GateSettings
 from ..store.reader import parse_section
 from ..store.schema import ModelBaseline, cell_sort_key, key_of
@@ -38,10 +39,9 @@ def read_child(path: Path) -> ChildRun:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         section = parse_section(data["section"], path, "section", "") if data.get("section") else None
-        # a cell measured while the GPU throttled is not a clean measurement: it is not compared (the gate's rule)
-        statuses = {
-            key_of(c): "throttled" if c.get("throttled") else str(c.get("status")) for c in data.get("cells") or []
-        }
+        cells = data.get("cells") or []
+        hot = throttled_cells(cells)  # not a clean measurement: not compared, as the gate does not compare it
+        statuses = {key_of(c): "throttled" if key_of(c) in hot else str(c.get("status")) for c in cells}
         model = data.get("model") or {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RerankPerfError) as exc:
         raise RerankPerfError(f"{path}: not a readable rerank-perf report ({exc})") from None

@@ -20,7 +20,7 @@ from ..backends.variants import check_variants
 from ..errors import UsageError
 from ..measurements.cell import Cell
 from ..report.run_report import RunReport
-from .ab import AB_RESULT, check_ab, matrix_tests, parse_specs, run_ab, write_ab_report, write_ab_summary
+from .ab import AB_RESULT, check_ab, parse_specs, run_ab, write_ab_report, write_ab_summary
 from .fixtures import (
     SESSION_KEY,
     rerank_bench,
@@ -37,6 +37,7 @@ from .fixtures import (
 )
 from .interrupts import Interrupted, held, sigterm_as_ctrl_c, sigterm_seen
 from .options import add_options
+from .processes import matrix_items
 from .runtime import configure, describe_run, get_options, machine_facts, session_device, session_profile, under_root
 from .session import RerankSession
 from .summary import write_summary
@@ -106,7 +107,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     if session.testsfailed:  # collection errors: pytest's own loop stops the run, as without an A/B
         return None
-    if not matrix_tests(session.items):
+    if not matrix_items(session.items):
         raise pytest.UsageError("an A/B measures the matrix: run it on benchmarks/test_throughput_matrix.py")
     session.config.stash[AB_RESULT] = run_ab(session)
     return True

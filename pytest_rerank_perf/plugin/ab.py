@@ -34,7 +34,7 @@ from ..store.schema import now_utc
 from .interrupts import held
 from .options import ABPlan
 from .partial import PartialLog
-from .processes import announce, child_command, stop, watch
+from .processes import announce, child_command, matrix_items, stop, test_files, watch
 from .runtime import get_options, session_device, session_profile
 
 SPECS_KEY = pytest.StashKey[tuple[Spec, Spec]]()
@@ -53,11 +53,6 @@ def parse_specs(config: pytest.Config, plan: ABPlan) -> None:
     base = parse_spec("--rerank-ab-base", plan.base, repo, config.invocation_params.dir)
     head = parse_spec("--rerank-ab-head", plan.head, repo, config.invocation_params.dir)
     config.stash[SPECS_KEY] = (base, head)
-
-
-def matrix_tests(items: Sequence[pytest.Item]) -> list[str]:
-    """The test files that measure the matrix (by path from the rootdir): what each side's processes run."""
-    return sorted({i.nodeid.split("::")[0] for i in items if "rerank_cell" in getattr(i, "fixturenames", ())})
 
 
 @dataclass
@@ -138,8 +133,8 @@ def run_ab(session: pytest.Session) -> ABResult:
         threshold=plan.threshold,
         alpha=opts.alpha,
     )
-    tests = matrix_tests(session.items)
-    cells = sum(1 for i in session.items if "rerank_cell" in getattr(i, "fixturenames", ()))
+    matrix = matrix_items(session.items)
+    tests, cells = test_files(matrix), len(matrix)
     out = Path(opts.report_dir)
     out = (out if out.is_absolute() else config.rootpath / out) / "ab"
     shutil.rmtree(out, ignore_errors=True)  # an earlier A/B's pairs must not pass for this one's
@@ -185,10 +180,7 @@ def _measure(
             "the sides run different code of this harness as well: what is compared includes pytest-rerank-perf's "
             "own measurement code, not only the model stack"
         )
-    duet = plan.mode == "duet"
-    if duet and len(cores) < 2:
-        result.failure = f"--rerank-ab-mode duet needs 2 CPU cores for this process; it may use {len(cores)}"
-        return result
+    duet = plan.mode == "duet"  # on fewer than 2 cores: refused at configure (check_ab), never resolved to by auto
     say(
         f"rerank-perf: A/B: {plan.pairs} pairs of fresh processes ({plan.mode}), {cells} cell(s) each: base "
         f"{base_spec.label}, head {head_spec.label}"

@@ -45,6 +45,16 @@ _FORWARDED = (
 )
 
 
+def matrix_items(items: Sequence[pytest.Item]) -> list[pytest.Item]:
+    """The collected tests that measure a matrix cell: what a fresh process (pooled, or an A/B side) re-runs."""
+    return [item for item in items if "rerank_cell" in getattr(item, "fixturenames", ())]
+
+
+def test_files(items: Sequence[pytest.Item]) -> list[str]:
+    """The files (by path from the rootdir) that hold ``items``: what a child process is given to run."""
+    return sorted({item.nodeid.split("::")[0] for item in items})
+
+
 def plugin_args(args: Sequence[str]) -> list[str]:
     """The ``-p NAME`` arguments of a command line (a fake GPU, say): the children load the same plugins."""
     out: list[str] = []

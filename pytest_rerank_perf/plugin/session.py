@@ -34,7 +34,7 @@ from ..workloads.workload import Workload
 from .interrupts import held
 from .options import RerankOptions
 from .partial import PartialLog
-from .processes import pooled_reports
+from .processes import matrix_items, pooled_reports, test_files
 
 
 class RerankSession:
@@ -197,8 +197,8 @@ class RerankSession:
         wanted = opts.processes > 1 and (opts.save_baseline or opts.gate != "off")
         if not wanted or unfinished or MatrixResult.key not in self.results:
             return [], None
-        matrix = [item for item in items if "rerank_cell" in getattr(item, "fixturenames", ())]
-        tests = sorted({item.nodeid.split("::")[0] for item in matrix})
+        matrix = matrix_items(items)
+        tests = test_files(matrix)
         self.phase = "while the pooled processes ran"
         try:
             reports = pooled_reports(config, tests, report_dir / "processes", len(matrix))
